@@ -1,0 +1,1 @@
+"""Learning agents and classical baselines. Imports only twin."""

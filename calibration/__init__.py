@@ -1,0 +1,1 @@
+"""Measurements (EVM, ACLR/ACS/ACIR, kappa split) and the phi fit. Imports only radio."""

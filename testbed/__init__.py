@@ -1,0 +1,1 @@
+"""CLI, controller loop, OTA runner, context store and run directories."""

@@ -1,0 +1,1 @@
+"""The digital twin network (batched torch). Imports nothing else of the project."""
