@@ -112,6 +112,7 @@ def read_sigmf(path: str | os.PathLike[str]) -> Recording:
     Raises RecordingError when a file is missing, the metadata is not valid SigMF, the checksum does not match,
     or the data size disagrees with the datatype.
     """
+    import sigmf as keys
     from sigmf import sigmffile
     from sigmf.error import SigMFError
 
@@ -126,8 +127,8 @@ def read_sigmf(path: str | os.PathLike[str]) -> Recording:
         raise RecordingError(f"{meta_path} is not valid JSON: {e}") from None
     try:
         handle = sigmffile.fromfile(str(meta_path))
-        datatype = handle.get_global_field(handle.DATATYPE_KEY)
-        rate = handle.get_global_field(handle.SAMPLE_RATE_KEY)
+        datatype = handle.get_global_field(keys.DATATYPE_KEY)
+        rate = handle.get_global_field(keys.SAMPLE_RATE_KEY)
         if not isinstance(datatype, str) or not datatype.startswith("c"):
             raise RecordingError(f"{meta_path}: datatype {datatype!r} is not complex; allowed: c* types "
                                  "(cf32_le, ci16_le, ...)")
@@ -140,7 +141,7 @@ def read_sigmf(path: str | os.PathLike[str]) -> Recording:
                                  f"({sample_bytes} bytes each): the file is truncated or corrupted")
         samples = np.asarray(handle.read_samples(), dtype=np.complex64).reshape(-1)
         captures = handle.get_captures()
-        lo = captures[0].get(handle.FREQUENCY_KEY) if captures else None
+        lo = captures[0].get(keys.FREQUENCY_KEY) if captures else None
         meta = handle.ordered_metadata()
     except RecordingError:
         raise
