@@ -1,0 +1,295 @@
+"""The context store: one SQLite database (WAL mode) holding radios, calibration records, runs, over-the-air
+experiences and KPM samples.
+
+Every write is one transaction, so a crash (even SIGKILL) leaves either the whole record or none of it. The
+schema carries a version (``PRAGMA user_version``); opening a database written by a newer version is refused
+rather than guessed at. Default location: ``$TESTBED_STORE``, else ``$XDG_DATA_HOME/testbed/testbed.sqlite``
+(``~/.local/share/testbed/testbed.sqlite``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS radios (
+    name TEXT PRIMARY KEY,
+    driver TEXT NOT NULL,
+    serial TEXT,
+    identity_json TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS calibrations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at REAL NOT NULL,
+    radios TEXT NOT NULL,            -- comma-separated, sorted
+    settings_key TEXT NOT NULL,      -- what must match for a record to be reused (LO, rate, bandwidth, ...)
+    temperature_c REAL,
+    results_json TEXT NOT NULL,      -- every fitted value with its confidence interval
+    raw_json TEXT NOT NULL,          -- sweep data (or capture paths) so any figure can be recomputed
+    notes_json TEXT NOT NULL,        -- dropped points and why
+    meta_json TEXT NOT NULL          -- radios' identities, settings, versions, report paths
+);
+CREATE INDEX IF NOT EXISTS calibrations_lookup ON calibrations (radios, settings_key, created_at);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    run_dir TEXT NOT NULL,
+    status TEXT NOT NULL,
+    calibration_id INTEGER REFERENCES calibrations(id),
+    config_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ota_experiences (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    episode INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    link INTEGER NOT NULL,
+    state_json TEXT NOT NULL,
+    action INTEGER NOT NULL,
+    reward REAL NOT NULL,
+    next_state_json TEXT NOT NULL,
+    measured_json TEXT NOT NULL,     -- SINR, EVM, BLER, bits as measured
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ota_by_run ON ota_experiences (run_id, episode);
+CREATE TABLE IF NOT EXISTS kpm_samples (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT REFERENCES runs(id),
+    ts REAL NOT NULL,
+    radio TEXT,
+    link INTEGER,
+    name TEXT NOT NULL,
+    value REAL
+);
+CREATE INDEX IF NOT EXISTS kpm_by_run ON kpm_samples (run_id, name, ts);
+"""
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or is inconsistent."""
+
+
+def default_store_path() -> Path:
+    env = os.environ.get("TESTBED_STORE")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "testbed" / "testbed.sqlite"
+
+
+def _dumps(obj: Any) -> str:
+    def clean(o: Any) -> Any:
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        if isinstance(o, dict):
+            return {str(k): clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        if hasattr(o, "tolist"):
+            return clean(o.tolist())
+        if hasattr(o, "item"):
+            return clean(o.item())
+        return o
+    return json.dumps(clean(obj), sort_keys=True, allow_nan=False)
+
+
+@dataclass(frozen=True)
+class CalibrationRow:
+    """One calibration record as stored."""
+
+    id: int
+    created_at: float
+    radios: list[str]
+    settings_key: str
+    temperature_c: float | None
+    results: dict[str, Any]
+    raw: dict[str, Any]
+    notes: list[Any]
+    meta: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "created_at": self.created_at, "radios": self.radios,
+                "settings_key": self.settings_key, "temperature_c": self.temperature_c, "results": self.results,
+                "raw": self.raw, "notes": self.notes, "meta": self.meta}
+
+
+class Store:
+    """The SQLite context store. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None):
+        self.path = Path(path) if path is not None else default_store_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path} is not a usable SQLite store: {e}") from None
+        if version > SCHEMA_VERSION:
+            self._db.close()
+            raise StoreError(f"{self.path} has schema version {version}; this testbed knows up to "
+                             f"{SCHEMA_VERSION}: upgrade testbed")
+        if version == 0:
+            # Idempotent DDL, with the version written last: an interrupted creation is simply redone.
+            self._db.executescript(f"BEGIN;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+
+    # ---- plumbing ------------------------------------------------------------------------------------------------
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection):
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, exc_type: Any, *exc: Any) -> None:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def transaction(self) -> "Store._Tx":
+        """``with store.transaction() as db:`` — all or nothing."""
+        return Store._Tx(self._db)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def journal_mode(self) -> str:
+        return str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
+
+    # ---- radios --------------------------------------------------------------------------------------------------
+    def upsert_radio(self, identity: Mapping[str, Any]) -> None:
+        """Record that a radio was seen (``identity`` has name, driver and optionally serial)."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO radios (name, driver, serial, identity_json, first_seen, last_seen) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET driver=excluded.driver, "
+                "serial=excluded.serial, identity_json=excluded.identity_json, last_seen=excluded.last_seen",
+                (identity["name"], identity["driver"], identity.get("serial"), _dumps(identity), now, now))
+
+    def radios(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT identity_json, first_seen, last_seen FROM radios ORDER BY name").fetchall()
+        return [{**json.loads(r[0]), "first_seen": r[1], "last_seen": r[2]} for r in rows]
+
+    # ---- calibrations --------------------------------------------------------------------------------------------
+    def add_calibration(self, radios: Sequence[str], settings_key: str, results: Mapping[str, Any],
+                        raw: Mapping[str, Any], *, notes: Sequence[Any] = (), meta: Mapping[str, Any] | None = None,
+                        temperature_c: float | None = None, created_at: float | None = None) -> int:
+        """Insert one calibration record; returns its id."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO calibrations (created_at, radios, settings_key, temperature_c, results_json, raw_json, "
+                "notes_json, meta_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (time.time() if created_at is None else created_at, ",".join(sorted(radios)), settings_key,
+                 temperature_c, _dumps(results), _dumps(raw), _dumps(list(notes)), _dumps(meta or {})))
+            return int(cur.lastrowid)
+
+    def update_calibration_meta(self, cal_id: int, meta: Mapping[str, Any]) -> None:
+        with self.transaction() as db:
+            if db.execute("UPDATE calibrations SET meta_json=? WHERE id=?", (_dumps(meta), cal_id)).rowcount != 1:
+                raise StoreError(f"no calibration with id {cal_id}")
+
+    def _cal(self, row: Sequence[Any]) -> CalibrationRow:
+        return CalibrationRow(int(row[0]), float(row[1]), row[2].split(",") if row[2] else [], row[3], row[4],
+                              json.loads(row[5]), json.loads(row[6]), json.loads(row[7]), json.loads(row[8]))
+
+    _CAL_COLS = "id, created_at, radios, settings_key, temperature_c, results_json, raw_json, notes_json, meta_json"
+
+    def calibration(self, cal_id: int) -> CalibrationRow:
+        row = self._db.execute(f"SELECT {self._CAL_COLS} FROM calibrations WHERE id=?", (cal_id,)).fetchone()
+        if row is None:
+            known = [r[0] for r in self._db.execute("SELECT id FROM calibrations ORDER BY id DESC LIMIT 10")]
+            raise StoreError(f"no calibration with id {cal_id}; latest ids: {known or 'none'}")
+        return self._cal(row)
+
+    def calibrations(self, limit: int = 100) -> list[CalibrationRow]:
+        rows = self._db.execute(f"SELECT {self._CAL_COLS} FROM calibrations ORDER BY id DESC LIMIT ?", (limit,))
+        return [self._cal(r) for r in rows.fetchall()]
+
+    def latest_calibration(self, radios: Iterable[str], settings_key: str,
+                           max_age_s: float | None = None) -> CalibrationRow | None:
+        """The newest record for exactly these radios and settings, if younger than ``max_age_s``."""
+        row = self._db.execute(
+            f"SELECT {self._CAL_COLS} FROM calibrations WHERE radios=? AND settings_key=? "
+            "ORDER BY created_at DESC, id DESC LIMIT 1", (",".join(sorted(radios)), settings_key)).fetchone()
+        if row is None:
+            return None
+        cal = self._cal(row)
+        if max_age_s is not None and time.time() - cal.created_at > max_age_s:
+            return None
+        return cal
+
+    # ---- runs, experiences, KPMs ---------------------------------------------------------------------------------
+    def create_run(self, run_id: str, run_dir: str, config: Mapping[str, Any],
+                   calibration_id: int | None = None) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO runs (id, created_at, run_dir, status, calibration_id, config_json) "
+                       "VALUES (?, ?, ?, 'running', ?, ?)", (run_id, time.time(), run_dir, calibration_id,
+                                                            _dumps(config)))
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET status=? WHERE id=?", (status, run_id))
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT id, created_at, run_dir, status, calibration_id, config_json FROM runs "
+                               "WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        return {"id": row[0], "created_at": row[1], "run_dir": row[2], "status": row[3], "calibration_id": row[4],
+                "config": json.loads(row[5])}
+
+    def add_experiences(self, run_id: str, episode: int, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert one episode's OTA transitions atomically (keys: step, link, state, action, reward,
+        next_state, measured). Returns the number inserted."""
+        now = time.time()
+        values = [(run_id, episode, int(r["step"]), int(r["link"]), _dumps(r["state"]), int(r["action"]),
+                   float(r["reward"]), _dumps(r["next_state"]), _dumps(r.get("measured", {})), now) for r in rows]
+        with self.transaction() as db:
+            db.executemany("INSERT INTO ota_experiences (run_id, episode, step, link, state_json, action, reward, "
+                           "next_state_json, measured_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           values)
+        return len(values)
+
+    def delete_experiences_after(self, run_id: str, episode: int) -> int:
+        """Drop experiences of episodes after ``episode`` (used by resume to discard an episode in flight)."""
+        with self.transaction() as db:
+            return db.execute("DELETE FROM ota_experiences WHERE run_id=? AND episode>?", (run_id, episode)).rowcount
+
+    def experiences(self, run_id: str) -> Iterator[dict[str, Any]]:
+        for r in self._db.execute("SELECT episode, step, link, state_json, action, reward, next_state_json, "
+                                  "measured_json FROM ota_experiences WHERE run_id=? ORDER BY id", (run_id,)):
+            yield {"episode": r[0], "step": r[1], "link": r[2], "state": json.loads(r[3]), "action": r[4],
+                   "reward": r[5], "next_state": json.loads(r[6]), "measured": json.loads(r[7])}
+
+    def add_kpms(self, samples: Iterable[Mapping[str, Any]], run_id: str | None = None) -> int:
+        """KPM samples (keys: name, value, and optionally ts, radio, link)."""
+        now = time.time()
+        values = [(run_id, float(s.get("ts", now)), s.get("radio"), s.get("link"), str(s["name"]),
+                   None if s["value"] is None else float(s["value"])) for s in samples]
+        with self.transaction() as db:
+            db.executemany("INSERT INTO kpm_samples (run_id, ts, radio, link, name, value) VALUES (?, ?, ?, ?, ?, ?)",
+                           values)
+        return len(values)
+
+    def kpms(self, name: str, run_id: str | None = None) -> list[tuple[float, float | None]]:
+        q = "SELECT ts, value FROM kpm_samples WHERE name=?" + (" AND run_id=?" if run_id else "") + " ORDER BY ts"
+        return [(r[0], r[1]) for r in self._db.execute(q, (name, run_id) if run_id else (name,))]

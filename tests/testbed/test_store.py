@@ -1,0 +1,101 @@
+"""The SQLite context store: WAL, atomic writes, reuse lookup, survival of a killed writer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from testbed.store import Store, StoreError
+
+
+def test_wal_mode_and_schema_version(tmp_path):
+    with Store(tmp_path / "s.sqlite") as s:
+        assert s.journal_mode() == "wal"
+    db = sqlite3.connect(tmp_path / "s.sqlite")
+    db.execute("PRAGMA user_version=99")
+    db.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        Store(tmp_path / "s.sqlite")
+
+
+def test_not_a_database_is_a_clear_error(tmp_path):
+    p = tmp_path / "junk.sqlite"
+    p.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable SQLite store"):
+        Store(p)
+
+
+def test_calibration_round_trip_and_reuse_lookup(tmp_path):
+    with Store(tmp_path / "s.sqlite") as s:
+        old = s.add_calibration(["sim1", "sim0"], "lo=2.44e9", {"kappa_t": {"sim0": [0.03, 0.028, 0.032]}},
+                                {"sweep": [1, 2, 3]}, created_at=time.time() - 7200)
+        new = s.add_calibration(["sim0", "sim1"], "lo=2.44e9", {"phi": [0.4, 0.3, 0.5]}, {"sweep": []},
+                                notes=["dropped point 3: clipping"], temperature_c=41.0)
+        s.add_calibration(["sim0", "sim1"], "lo=5.8e9", {}, {})
+        got = s.latest_calibration(["sim1", "sim0"], "lo=2.44e9", max_age_s=3600)
+        assert got is not None and got.id == new and got.results["phi"] == [0.4, 0.3, 0.5]
+        assert got.notes == ["dropped point 3: clipping"] and got.radios == ["sim0", "sim1"]
+        assert s.latest_calibration(["sim0"], "lo=2.44e9") is None
+        assert s.calibration(old).raw == {"sweep": [1, 2, 3]}
+        with pytest.raises(StoreError, match="no calibration with id 999"):
+            s.calibration(999)
+        assert [c.id for c in s.calibrations()] == [new + 1, new, old]
+
+
+def test_failed_transaction_leaves_nothing(tmp_path):
+    with Store(tmp_path / "s.sqlite") as s:
+        s.create_run("r1", str(tmp_path), {"a": 1})
+        rows = [{"step": 0, "link": 0, "state": [0] * 6, "action": 3, "reward": 1.0, "next_state": [1] * 6},
+                {"step": 1, "link": 0, "state": [0] * 6, "action": "not a number", "reward": 1.0,
+                 "next_state": [1] * 6}]
+        with pytest.raises(ValueError):
+            s.add_experiences("r1", 0, rows)
+        assert list(s.experiences("r1")) == []
+        with pytest.raises(sqlite3.IntegrityError):
+            s.add_experiences("no-such-run", 0, rows[:1])  # foreign key
+
+
+def test_sigkilled_writer_never_leaves_half_an_episode(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as s:
+        s.create_run("r1", str(tmp_path), {})
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.getcwd()!r})
+        from testbed.store import Store
+        s = Store({str(path)!r})
+        ep = 0
+        while True:
+            rows = [{{"step": i, "link": l, "state": [0.0] * 6, "action": 1, "reward": 0.5,
+                      "next_state": [0.0] * 6}} for i in range(20) for l in range(5)]
+            s.add_experiences("r1", ep, rows)
+            ep += 1
+            print(ep, flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    for _ in range(5):
+        proc.stdout.readline()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with Store(path) as s:
+        per_episode: dict[int, int] = {}
+        for e in s.experiences("r1"):
+            per_episode[e["episode"]] = per_episode.get(e["episode"], 0) + 1
+    assert len(per_episode) >= 5
+    assert set(per_episode.values()) == {100}  # every committed episode is whole
+
+
+def test_kpms_and_radios(tmp_path):
+    with Store(tmp_path / "s.sqlite") as s:
+        s.upsert_radio({"name": "sim0", "driver": "sim"})
+        s.upsert_radio({"name": "sim0", "driver": "sim", "serial": "x"})
+        assert [r["serial"] for r in s.radios()] == ["x"]
+        s.add_kpms([{"name": "ota/evm", "value": 0.03, "ts": 2.0}, {"name": "ota/evm", "value": 0.04, "ts": 1.0}])
+        assert s.kpms("ota/evm") == [(1.0, 0.04), (2.0, 0.03)]
