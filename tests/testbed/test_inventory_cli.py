@@ -110,3 +110,12 @@ def test_capture_writes_a_valid_recording(tmp_path):
 def test_capture_out_of_range_exits_2_naming_the_range(tmp_path, args, match):
     code, out = run("capture", "--radio", "loop0", *args, "--samples", "10", "--out", str(tmp_path / "x"))
     assert code == 2 and match in out and "allowed" in out
+
+
+def test_the_example_config_is_valid_and_means_what_it_says():
+    from tests.conftest import REPO
+
+    cfg = load_config(REPO / "testbed.example.toml")
+    assert cfg.entry("pluto0").driver == "pluto" and cfg.entry("usrp0").options["args"] == "type=b200"
+    assert cfg.guard.allows("usrp0", 2.44e9, 5e6, 60.0) and not cfg.guard.allows("pluto0", 2.44e9, 5e6, 0.0)
+    assert cfg.guard.allows("pluto0", 5.8e9, 5e6, -10.0) and not cfg.guard.allows("pluto0", 5.0e9, 5e6, -10.0)
