@@ -20,6 +20,8 @@ from testbed.inventory import load_config, open_radios, parse_radio_list, radio_
 _COMMAND_MODULES = {
     "link": "testbed.cmd_link",
     "analyze": "testbed.cmd_analyze",
+    "train": "testbed.cmd_train",
+    "repro": "testbed.cmd_repro",
 }
 
 
