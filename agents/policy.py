@@ -1,0 +1,84 @@
+"""The one interface every policy (learned or classical) implements.
+
+* ``act(observation, state=None)``: decisions for a batch of observations. ``observation`` is the
+  environment's [B, N, F] float tensor; ``state`` is the environment's ``network_state()`` for
+  centralised (oracle) baselines that need global channel knowledge, ``None`` for decentralised ones.
+  Link-adaptation policies return [B, N] int64 joint actions; HetNet policies return a
+  :class:`twin.HetNetAction`.
+* ``save(path)``: writes the policy's constructor arguments and tensors to one file.
+* ``Policy.load(path)`` / ``SubClass.load(path)``: rebuilds the policy saved there.
+
+A subclass provides ``act``, ``hyper_parameters()`` (JSON-able constructor keyword arguments) and, if it
+has learned or random state, ``state_dict()`` / ``load_state_dict()``.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from typing import Any, ClassVar
+
+import torch
+
+__all__ = ["Policy", "load_policy"]
+
+_REGISTRY: dict[str, type["Policy"]] = {}
+
+
+class Policy(abc.ABC):
+    """Base class of all policies (see the module docstring)."""
+
+    name: ClassVar[str] = "policy"
+    """Short identifier stored in saved files and used in reports."""
+    needs_state: ClassVar[bool] = False
+    """True for centralised baselines whose ``act`` requires the environment's ``network_state()``."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[f"{cls.__module__}.{cls.__qualname__}"] = cls
+
+    @abc.abstractmethod
+    def act(self, observation: torch.Tensor, state: Any = None) -> Any:
+        """Decisions for a batch of observations ([B, N, F] float); see the module docstring."""
+
+    @abc.abstractmethod
+    def hyper_parameters(self) -> dict[str, Any]:
+        """Constructor keyword arguments that rebuild this policy (JSON-able values)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Learned or random state (tensors, generator states); empty for stateless policies."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        if state:
+            raise ValueError(f"{type(self).__name__} has no state to load, got keys {sorted(state)}")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the policy to ``path`` (a torch file holding class, hyper-parameters and state)."""
+        torch.save({"class": f"{type(self).__module__}.{type(self).__qualname__}", "name": self.name,
+                    "hyper_parameters": self.hyper_parameters(), "state": self.state_dict()}, os.fspath(path))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Policy":
+        """Rebuild the policy saved at ``path``; on a subclass, checks the file holds that class."""
+        payload = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
+        saved = _REGISTRY.get(payload["class"])
+        if saved is None:
+            raise ValueError(f"{path}: unknown policy class {payload['class']!r} (is its module imported?)")
+        if cls is not Policy and not issubclass(saved, cls):
+            raise ValueError(f"{path} holds a {saved.__name__}, not a {cls.__name__}")
+        policy = saved(**payload["hyper_parameters"])
+        policy.load_state_dict(payload["state"])
+        return policy
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyper_parameters().items())
+        return f"{type(self).__name__}({args})"
+
+
+def load_policy(path: str | os.PathLike) -> Policy:
+    """Rebuild any saved policy (its module must be importable; the baselines register on import)."""
+    import agents.baselines  # noqa: F401  (registers the classical baselines)
+
+    return Policy.load(path)
