@@ -1,0 +1,79 @@
+"""A simulated radio: the Radio contract on top of a shared :class:`~radio.sim.air.SimulatedAir`.
+
+The radio itself holds nothing but its name and settings; the air owns its front-end model, its transmissions and
+its receive stream, so every radio on one air hears every other one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from radio.base import Capabilities, Radio, RadioSettings, Range, Reception
+from radio.guard import TxGuard
+
+if TYPE_CHECKING:
+    from radio.sim.air import SimulatedAir
+
+
+class SimRadio(Radio):
+    """One simulated radio with Pluto-like capabilities (70 MHz-6 GHz, 65.1 kS/s-61.44 MS/s, TX gain -89.75 to
+    0 dB in 0.25 dB steps, RX gain -3 to 71 dB) and the front end of its ``[sim]`` parameters.
+
+    Create it with :meth:`SimulatedAir.radio`. Its transmissions pass the same TX guard as a real radio's; a
+    refused transmission never reaches the air.
+    """
+
+    driver = "sim"
+
+    def __init__(self, air: "SimulatedAir", name: str, guard: TxGuard | None = None,
+                 settings: RadioSettings | None = None):
+        super().__init__(name, guard, settings)
+        self._air = air
+        bits = air._radio_bits(name)
+        self._caps = Capabilities(
+            lo_hz=Range(70e6, 6e9, unit="Hz"),
+            rate_sps=Range(65.1e3, 61.44e6, unit="S/s"),
+            bandwidth_hz=Range(200e3, 56e6, unit="Hz"),
+            tx_gain_db=Range(-89.75, 0.0, 0.25, unit="dB"),
+            rx_gain_db=Range(-3.0, 71.0, 1.0, unit="dB"),
+            dac_bits=bits[0], adc_bits=bits[1],
+            has_timestamp=True, has_temperature=True, loopback=True, max_buffer_samples=2 ** 24)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._caps
+
+    @property
+    def air(self) -> "SimulatedAir":
+        """The air this radio transmits into and receives from."""
+        return self._air
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "driver": self.driver, "air": self._air.identity()}
+
+    def hidden_truth(self) -> dict[str, Any]:
+        """FOR TESTS ONLY: the impairment parameters this radio was built with (its resolved ``[sim]`` parameters,
+        its drawn ppm, LO-leakage phase, phase jitter) and its links. Calibration code must never call this: it
+        has to estimate these from samples, as on hardware."""
+        return self._air._radio_truth(self.name)
+
+    # ---- backend hooks ----------------------------------------------------------------------------------------
+    def _apply(self, settings: RadioSettings) -> None:
+        self._air._apply(self.name, settings)
+
+    def _transmit(self, samples: np.ndarray, cyclic: bool) -> None:
+        self._air._start_emission(self.name, samples, cyclic)
+
+    def _stop_transmit(self) -> None:
+        self._air._stop_emission(self.name)
+
+    def _receive(self, num_samples: int, timeout_s: float) -> Reception:
+        return self._air._receive(self.name, num_samples)
+
+    def _close(self) -> None:
+        self._air._unregister(self.name)
+
+
+__all__ = ["SimRadio"]

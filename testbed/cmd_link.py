@@ -1,0 +1,189 @@
+"""``testbed link``: run OFDM slots with several links between radios and print per-link SINR, EVM, BLER and
+throughput.
+
+``--link`` specs are comma-separated ``key=value`` fields:
+
+- ``rbs``: resource blocks, ranges and single RBs joined with ``+`` (``0-11``, ``0-5+12-17``, ``3``); required;
+- ``mod``: ``bpsk``, ``qpsk``, ``16qam``, ``64qam``, ``256qam`` (default ``qpsk``);
+- ``rate``: ``1/3``, ``1/2``, ``2/3``, ``3/4``, ``5/6`` (default ``1/2``);
+- ``power_db``: link power relative to the slot's full power per RE (default 0);
+- ``id``: link name (default ``L0``, ``L1``, ...);
+- ``tx``: which ``--tx`` radio carries it (default the first).
+
+Radio names starting with ``loop`` are ideal loopback radios made here (``--tx loop0 --rx loop0``); every other
+name is opened from the testbed configuration (``--config`` / ``--sim-config``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any, Iterator
+
+import click
+
+from radio.base import Radio
+from radio.ofdm.fec import CODE_RATES
+from radio.ofdm.link import run_link
+from radio.ofdm.modulation import MODULATIONS
+from radio.ofdm.numerology import NUMEROLOGIES, numerology
+from radio.ofdm.slot import POWER_DB_RANGE, Link, SlotPlan
+from testbed.cliutil import BadInput, emit, handle_errors, json_option, progress
+
+LINK_FIELDS = ("rbs", "mod", "rate", "power_db", "id", "tx")
+
+
+def parse_rbs(text: str, n_rb: int, spec: str) -> tuple[int, ...]:
+    """``0-11+20-23`` -> (0, ..., 11, 20, ..., 23); BadInput names the field and the allowed range."""
+    rbs: list[int] = []
+    for part in text.replace(";", "+").split("+"):
+        part = part.strip()
+        try:
+            if "-" in part:
+                a, b = (int(v) for v in part.split("-", 1))
+            else:
+                a = b = int(part)
+        except ValueError:
+            raise BadInput(f"--link {spec!r}: rbs={text!r} is not a list of RB ranges; allowed: e.g. rbs=0-11 or "
+                           f"rbs=0-5+12-17 with RBs 0 to {n_rb - 1}") from None
+        if not (0 <= a <= b < n_rb):
+            raise BadInput(f"--link {spec!r}: rbs={text!r} is outside the carrier; allowed RBs 0 to {n_rb - 1}")
+        rbs.extend(range(a, b + 1))
+    return tuple(rbs)
+
+
+def parse_link_spec(spec: str, index: int, n_rb: int, tx_names: list[str]) -> tuple[Link, str]:
+    """Parse one ``--link`` spec into a :class:`Link` and the name of its transmitter radio.
+
+    Raises BadInput (exit code 2) naming the bad field and its allowed values.
+    """
+    fields: dict[str, str] = {}
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if "=" not in item:
+            raise BadInput(f"--link {spec!r}: field {item!r} is not key=value; allowed keys: {', '.join(LINK_FIELDS)}")
+        key, value = (s.strip() for s in item.split("=", 1))
+        key = key.lower()
+        if key not in LINK_FIELDS:
+            raise BadInput(f"--link {spec!r}: unknown field {key!r}; allowed keys: {', '.join(LINK_FIELDS)}")
+        fields[key] = value
+    if "rbs" not in fields:
+        raise BadInput(f"--link {spec!r}: field 'rbs' is required (e.g. rbs=0-11, RBs 0 to {n_rb - 1})")
+    rbs = parse_rbs(fields["rbs"], n_rb, spec)
+    mod = fields.get("mod", "qpsk").lower()
+    if mod not in MODULATIONS:
+        raise BadInput(f"--link {spec!r}: mod={mod!r}; allowed: {', '.join(MODULATIONS)}")
+    rate = fields.get("rate", "1/2")
+    if rate not in CODE_RATES:
+        raise BadInput(f"--link {spec!r}: rate={rate!r}; allowed: {', '.join(CODE_RATES)}")
+    lo, hi = POWER_DB_RANGE
+    try:
+        power = float(fields.get("power_db", "0"))
+    except ValueError:
+        power = math.nan
+    if not (math.isfinite(power) and lo <= power <= hi):
+        raise BadInput(f"--link {spec!r}: power_db={fields.get('power_db')!r}; allowed a number from {lo:g} to {hi:g}")
+    tx = fields.get("tx", tx_names[0])
+    if tx not in tx_names:
+        raise BadInput(f"--link {spec!r}: tx={tx!r}; allowed: one of the --tx radios ({', '.join(tx_names)})")
+    try:
+        link = Link(fields.get("id", f"L{index}"), rbs, mod, CODE_RATES[rate], power)
+    except ValueError as e:
+        raise BadInput(f"--link {spec!r}: {e}") from None
+    return link, tx
+
+
+@contextlib.contextmanager
+def open_link_radios(names: list[str], config_path: str | None, sim_config_path: str | None,
+                     seed: int | None) -> Iterator[dict[str, Radio]]:
+    """Open the named radios: ``loop*`` names as ideal loopback radios, the rest through the testbed inventory."""
+    loop = [n for n in names if n.startswith("loop")]
+    other = [n for n in names if not n.startswith("loop")]
+    radios: dict[str, Radio] = {}
+    with contextlib.ExitStack() as stack:
+        if loop:
+            from radio.guard import GuardRule, TxGuard
+            from radio.loopback import LoopbackRadio
+
+            # A loopback radio radiates nothing, so its guard allows every band.
+            guard = TxGuard(GuardRule(((0.0, 1e12),), math.inf))
+            for n in dict.fromkeys(loop):
+                radios[n] = stack.enter_context(LoopbackRadio(n, guard, seed=seed or 0))
+        if other:
+            from testbed.inventory import load_config, open_radios
+
+            config = load_config(config_path, sim_config=sim_config_path)
+            radios.update(stack.enter_context(open_radios(list(dict.fromkeys(other)), config, seed=seed)))
+        yield radios
+
+
+def _human(result: dict[str, Any]) -> None:
+    click.echo(f"{result['numerology']}: {result['slots']} slots, tx {', '.join(result['tx'])} -> rx {result['rx']}")
+    click.echo(f"{'link':<8}{'RBs':>5} {'mod':>7}{'rate':>6}{'P dB':>7}{'SINR dB':>9}{'EVM %':>8}{'BLER':>8}"
+               f"{'bits/slot':>11}{'Mbit/s':>9}")
+    for lid, s in result["links"].items():
+        c = s["config"]
+        click.echo(f"{lid:<8}{len(c['rbs']):>5} {c['modulation']:>7}{c['rate']:>6}{c['power_db']:>7.1f}"
+                   f"{s['sinr_db']:>9.2f}{100 * s['evm']:>8.2f}{s['bler']:>8.3f}{s['bits_per_slot']:>11.0f}"
+                   f"{s['throughput_mbps']:>9.3f}")
+    if result.get("clipped_samples"):
+        click.echo(f"warning: the DAC clipped {result['clipped_samples']} samples; raise the back-off", err=True)
+
+
+@click.command("link")
+@click.option("--tx", "tx_names", multiple=True, required=True, help="Transmitting radio(s); repeat for several APs.")
+@click.option("--rx", "rx_name", required=True, help="Receiving radio (may equal a --tx radio: loopback).")
+@click.option("--numerology", "num_name", default="lte5", show_default=True,
+              help=f"Carrier numerology: {', '.join(NUMEROLOGIES)}.")
+@click.option("--link", "link_specs", multiple=True, required=True,
+              help='Link spec, repeatable: "rbs=0-11,mod=16qam,rate=3/4,power_db=0[,id=a][,tx=NAME]".')
+@click.option("--slots", type=click.IntRange(1, 100000), default=10, show_default=True, help="Slots to run.")
+@click.option("--lo", "lo_hz", type=float, default=None, help="LO frequency (Hz); default: the radios' current LO.")
+@click.option("--tx-gain", "tx_gain_db", type=float, default=None, help="TX gain (dB, radio convention).")
+@click.option("--rx-gain", "rx_gain_db", type=float, default=None, help="RX gain (dB).")
+@click.option("--backoff", "backoff_db", type=float, default=12.0, show_default=True,
+              help="RMS of a fully loaded slot below DAC full scale (dB).")
+@click.option("--wola", "wola_ramp", type=click.IntRange(0, 10000), default=0, show_default=True,
+              help="Raised-cosine WOLA ramp (samples); 0 = off.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Payload and simulation seed.")
+@click.option("--config", "config_path", type=click.Path(), default=None, help="Testbed config file.")
+@click.option("--sim-config", "sim_config_path", type=click.Path(), default=None, help="Simulated-radio config file.")
+@json_option
+@handle_errors
+def link(tx_names: tuple[str, ...], rx_name: str, num_name: str, link_specs: tuple[str, ...], slots: int,
+         lo_hz: float | None, tx_gain_db: float | None, rx_gain_db: float | None, backoff_db: float, wola_ramp: int,
+         seed: int, config_path: str | None, sim_config_path: str | None, as_json: bool) -> None:
+    """Run SLOTS OFDM slots carrying the given links from the TX radio(s) to the RX radio; print per link the
+    mean SINR, EVM, BLER and throughput (bits/slot and Mbit/s)."""
+    try:
+        num = numerology(num_name)
+    except ValueError as e:
+        raise BadInput(f"--numerology: {e}") from None
+    txs = list(dict.fromkeys(tx_names))
+    per_tx: dict[str, list[Link]] = {t: [] for t in txs}
+    for i, spec in enumerate(link_specs):
+        lnk, tx = parse_link_spec(spec, i, num.n_rb, txs)
+        per_tx[tx].append(lnk)
+    ids = [l.id for ls in per_tx.values() for l in ls]
+    if len(set(ids)) != len(ids):
+        raise BadInput(f"--link ids must be unique, got {ids}")
+    plans = []
+    for tx_id, t in enumerate(txs):
+        if per_tx[t]:
+            try:
+                plans.append((t, SlotPlan(num, tuple(per_tx[t]), tx_id=tx_id, backoff_db=backoff_db,
+                                          wola_ramp=wola_ramp, payload_seed=seed)))
+            except ValueError as e:
+                raise BadInput(f"--link/--tx {t}: {e}") from None
+    with open_link_radios(txs + [rx_name], config_path, sim_config_path, seed) as radios:
+        transmitters = [(radios[t], p) for t, p in plans]
+        result = run_link(transmitters, radios[rx_name], slots, lo_hz=lo_hz, tx_gain_db=tx_gain_db,
+                          rx_gain_db=rx_gain_db,
+                          iterate=lambda it: progress(it, total=slots, desc="slots", enabled=not as_json))
+    configs = {l.id: l.as_dict() for _, p in plans for l in p.links}
+    out = {"numerology": num.name, "tx": txs, "rx": rx_name, "slots": slots, "sample_rate_hz": num.sample_rate_hz,
+           "clipped_samples": result.clipped_samples,
+           "links": {lid: {**s.as_dict(), "config": configs[lid]} for lid, s in result.stats.items()}}
+    emit(out, as_json, _human)

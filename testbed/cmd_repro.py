@@ -1,0 +1,100 @@
+"""``testbed repro``: regenerate the seed papers' experiments with our twin and write docs/RESULTS.md.
+
+``testbed repro dtn`` trains and evaluates the DTN link-adaptation experiments (Figs. 5-8, Table 4) against
+the analytic physical network and writes its section of the results page, PNG plots and a JSON of every
+number. ``--quick`` runs the same pipeline on tiny networks and budgets (a few minutes on 2 cores, for CI)
+and, unless told otherwise, writes under ``runs/repro-dtn-quick/`` so that it never replaces the full
+results in ``docs/``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from testbed.cliutil import BadInput, emit, handle_errors, json_option
+
+__all__ = ["repro"]
+
+PAPERS = ("dtn",)
+"""Papers ``testbed repro`` can reproduce."""
+
+
+@click.command("repro")
+@click.argument("paper", metavar="PAPER")
+@click.option("--quick", is_flag=True, help="Tiny networks and budgets (minutes, for CI); numbers carry no meaning.")
+@click.option("--only", "only", default=None,
+              help="Comma-separated experiments to run (fig5a, fig5b, fig5c, fig5d, fig6ab, fig6c, fig7a, fig7b, "
+                   "fig7c, fig8); default all.")
+@click.option("--results", "results_path", type=click.Path(dir_okay=False), default=None,
+              help="Results page to update (default docs/RESULTS.md; with --quick runs/repro-dtn-quick/RESULTS.md).")
+@click.option("--figures", "figures_dir", type=click.Path(file_okay=False), default=None,
+              help="Where the PNG plots go (default docs/figures; with --quick next to the results page).")
+@click.option("--workers", type=int, default=None, help="Training runs in parallel (default: the profile's, 2).")
+@json_option
+@handle_errors
+def repro(paper: str, quick: bool, only: str | None, results_path: str | None, figures_dir: str | None,
+          workers: int | None, as_json: bool) -> None:
+    """Reproduce a seed paper's experiments (PAPER: dtn) and write its section of docs/RESULTS.md."""
+    if paper not in PAPERS:
+        raise BadInput(f"PAPER {paper!r}; allowed: {', '.join(PAPERS)}")
+    import dataclasses
+
+    from agents import repro_dtn
+
+    profile = repro_dtn.QUICK if quick else repro_dtn.FULL
+    known = [e.key for e in repro_dtn.plan(profile)]
+    selected = None
+    if only is not None:
+        selected = [key.strip() for key in only.split(",") if key.strip()]
+        unknown = [key for key in selected if key not in known]
+        if unknown or not selected:
+            raise BadInput(f"--only {only!r}; allowed: comma-separated keys from {', '.join(known)}")
+    if workers is not None:
+        if workers < 1:
+            raise BadInput(f"--workers {workers}; allowed: an integer >= 1")
+        profile = dataclasses.replace(profile, workers=workers)
+    default_dir = Path("runs/repro-dtn-quick") if quick else Path("docs")
+    results = Path(results_path) if results_path else default_dir / "RESULTS.md"
+    figures = Path(figures_dir) if figures_dir else (results.parent / "figures" if quick or results_path
+                                                     else Path("docs/figures"))
+    command = "testbed repro dtn" + (" --quick" if quick else "")
+
+    show = sys.stderr.isatty()
+    bar: Any = None
+    if show:
+        from tqdm import tqdm
+
+        bar = tqdm(total=None, desc=f"repro dtn ({profile.name})", file=sys.stderr, leave=False)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    outcome = repro_dtn.run_all(profile, progress=progress, only=selected)
+    if bar is not None:
+        bar.close()
+    summary = repro_dtn.write_results(outcome, results, figures, command)
+    result = {
+        "paper": paper,
+        "profile": profile.name,
+        "results": str(results),
+        "figures": str(figures),
+        "experiments": [e.key for e in outcome["experiments"]],
+        "training_runs": len(outcome["runs"]),
+        "seconds": outcome["seconds"],
+        "targets": {name: {"ours": value, "met": met} for name, (value, met) in summary["targets"].items()},
+        "decision_time_ms": summary["decision_time_ms"],
+    }
+
+    def human(r: dict[str, Any]) -> None:
+        click.echo(f"{r['training_runs']} training runs in {r['seconds'] / 60:.1f} min; wrote {r['results']} "
+                   f"and plots in {r['figures']}")
+        for name, target in r["targets"].items():
+            click.echo(f"  [{'met' if target['met'] else 'not met'}] {name}: {target['ours']}")
+
+    emit(result, as_json, human)
