@@ -164,12 +164,15 @@ class RunSpec:
     """Z_m of a non-stationary physical network (0: stationary)."""
     reward: str | None = None
     """DQN reward mode (``shared`` / ``link``); ``None``: the profile's."""
+    ser_model: str = "exact"
+    """Symbol-error formula of twin and physical network: ``exact`` or ``printed`` (the paper's eq. 17)."""
 
 
-def twin_config(profile: Profile, network: tuple[int, int, int], kappa: float, slots: int) -> DTNConfig:
-    """The twin configuration of a (K, N, R) network with EVM ``kappa`` and ``slots`` per episode."""
+def twin_config(network: tuple[int, int, int], kappa: float, slots: int, ser_model: str = "exact") -> DTNConfig:
+    """The twin configuration of a (K, N, R) network with EVM ``kappa``, ``slots`` per episode and a SER model."""
     k, n, r = network
-    return DTNConfig(num_aps=k, num_devices=n, num_rrbs=r, kappa_t=kappa, kappa_r=kappa, slots_per_episode=slots)
+    return DTNConfig(num_aps=k, num_devices=n, num_rrbs=r, kappa_t=kappa, kappa_r=kappa, slots_per_episode=slots,
+                     ser_model=ser_model)
 
 
 def _block(episode: int, length: int) -> int:
@@ -184,7 +187,7 @@ def _set_physical_block(network: AnalyticPhysical, block: int) -> None:
 
 
 def _eval_network(profile: Profile, spec: RunSpec, slots: int | None = None) -> AnalyticPhysical:
-    config = twin_config(profile, spec.network, spec.kappa, slots or profile.eval_slots)
+    config = twin_config(spec.network, spec.kappa, slots or profile.eval_slots, spec.ser_model)
     return AnalyticPhysical(spec.phi, config, batch_size=profile.num_envs)
 
 
@@ -217,7 +220,7 @@ def run_spec(profile: Profile, spec: RunSpec) -> dict[str, Any]:
     else:
         raise ValueError(f"scheme {spec.scheme!r}; allowed: {', '.join(SCHEMES)}")
     config = DQNConfig.from_mapping(dqn_values)
-    dtn = twin_config(profile, spec.network, spec.kappa, profile.slots_per_episode)
+    dtn = twin_config(spec.network, spec.kappa, profile.slots_per_episode, spec.ser_model)
     twin = LinkAdaptationNetwork(dtn, batch_size=profile.num_envs)
     physical_network = AnalyticPhysical(spec.phi, dtn, batch_size=profile.num_envs)
     physical = AnalyticPhiProbe(physical_network, seed=spec.seed + 3)
@@ -267,10 +270,10 @@ def run_spec(profile: Profile, spec: RunSpec) -> dict[str, Any]:
 
 
 def baseline_value(profile: Profile, name: str, network: tuple[int, int, int], kappa: float, phi: float,
-                   seed: int) -> float:
+                   seed: int, ser_model: str = "exact") -> float:
     """Mean reward per slot (Mbit/s) of a classical baseline on the same deployments as the trained runs."""
     torch.set_num_threads(1)
-    spec = RunSpec("baseline", network, phi, seed, kappa=kappa)
+    spec = RunSpec("baseline", network, phi, seed, kappa=kappa, ser_model=ser_model)
     if name in ("esa", "esa-fp"):
         evaluation_network = _eval_network(profile, spec, profile.exhaustive_eval_slots)
         policy: Any = ExhaustiveSearchPolicy() if name == "esa" else _ContinuousPower(ExhaustiveFPPolicy())
@@ -330,7 +333,8 @@ class Experiment:
     title: str
     paper: str
     runs: list[RunSpec] = field(default_factory=list)
-    baselines: list[tuple[str, tuple[int, int, int], float, float, int]] = field(default_factory=list)
+    baselines: list[tuple[str, tuple[int, int, int], float, float, int, str]] = field(default_factory=list)
+    """(baseline name, network, kappa, phi, seed, SER model) of the baseline evaluations it needs."""
 
 
 def plan(profile: Profile) -> list[Experiment]:
@@ -355,7 +359,7 @@ def plan(profile: Profile) -> list[Experiment]:
         for scheme in schemes:
             e.runs += runs(scheme=scheme, network=main, phi=phi)
         for name in ("oracle-mcs", "maxp-3gpp-cqi"):
-            e.baselines += [(name, main, kappa0, phi, s) for s in seeds]
+            e.baselines += [(name, main, kappa0, phi, s, "exact") for s in seeds]
         experiments.append(e)
 
     e = Experiment("fig5d", "Schemes across HWI levels, phi = 0.9 (Fig. 5d)", "proposed tracks physical-only")
@@ -381,7 +385,7 @@ def plan(profile: Profile) -> list[Experiment]:
     for network in profile.small_networks:
         e.runs += runs(scheme="proposed", network=network, phi=0.4)
         for name in ("esa", "esa-fp"):
-            e.baselines += [(name, network, kappa0, 0.4, s) for s in seeds]
+            e.baselines += [(name, network, kappa0, 0.4, s, "exact") for s in seeds]
     experiments.append(e)
 
     e = Experiment("fig7b", "MADRL vs MaxP-3GPP-CQI and random across network sizes (Fig. 7b)",
@@ -389,7 +393,7 @@ def plan(profile: Profile) -> list[Experiment]:
     for network in profile.scaling_networks:
         e.runs += runs(scheme="proposed", network=network, phi=0.4)
         for name in ("maxp-3gpp-cqi", "random", "oracle-mcs"):
-            e.baselines += [(name, network, kappa0, 0.4, s) for s in seeds]
+            e.baselines += [(name, network, kappa0, 0.4, s, "exact") for s in seeds]
     experiments.append(e)
 
     largest = profile.scaling_networks[-1]
@@ -398,7 +402,7 @@ def plan(profile: Profile) -> list[Experiment]:
     for kappa in profile.hwi_levels:
         e.runs += runs(scheme="proposed", network=largest, phi=0.4, kappa=kappa)
         for name in ("maxp-3gpp-cqi", "random", "oracle-mcs"):
-            e.baselines += [(name, largest, kappa, 0.4, s) for s in seeds]
+            e.baselines += [(name, largest, kappa, 0.4, s, "exact") for s in seeds]
     experiments.append(e)
 
     e = Experiment("fig8", "Non-stationary phi and shadowing blocks of Z_m episodes (Fig. 8)",
@@ -406,6 +410,14 @@ def plan(profile: Profile) -> list[Experiment]:
     for length in profile.block_lengths:
         e.runs += runs(scheme="proposed-sync", network=main, phi=0.4, block_length=length, ota_every=10)
         e.runs += runs(scheme="twin-only", network=main, phi=0.4, block_length=length)
+    experiments.append(e)
+
+    e = Experiment("printed", f"MaxP-3GPP-CQI comparison with the paper's printed eq. 17, (K, N) = {largest[:2]}",
+                   f"{PAPER['over_maxp_k6_n100']}; {PAPER['over_maxp_high_hwi']}")
+    for kappa in profile.hwi_levels:
+        e.runs += runs(scheme="proposed", network=largest, phi=0.4, kappa=kappa, ser_model="printed")
+        for name in ("maxp-3gpp-cqi", "random", "oracle-mcs"):
+            e.baselines += [(name, largest, kappa, 0.4, s, "printed") for s in seeds]
     experiments.append(e)
 
     e = Experiment("reward", "Shared vs per-link reward (ablation)", "the paper uses the shared sum goodput")
@@ -456,24 +468,29 @@ def _run_job(job: tuple[str, Profile, Any]) -> tuple[Any, Any]:
 
 
 def run_all(profile: Profile, progress: Callable[[int, int], None] | None = None,
-            only: Iterable[str] | None = None) -> dict[str, Any]:
-    """Train and evaluate everything the profile's experiments need (each distinct run once).
+            only: Iterable[str] | None = None, known: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Train and evaluate what the selected experiments need (each distinct run once, known ones not again).
 
     Args:
         profile: budget and sizes.
         progress: called as ``progress(done, total)`` after each job.
         only: experiment keys to run (default all).
+        known: ``{"runs", "baselines"}`` computed earlier with the same profile (see :func:`load_raw`); they are
+            reused, and the outcome covers every experiment whose runs are all known or new.
 
     Returns:
-        ``{"profile", "experiments", "runs", "baselines", "decision_time_ms", "seconds"}``; ``runs`` maps a
-        :class:`RunSpec` to :func:`run_spec`'s result, ``baselines`` a (name, network, kappa, phi, seed) key to
-        its value.
+        ``{"profile", "experiments", "runs", "baselines", "decision_time_ms", "seconds", "computed"}``; ``runs`` maps
+        a :class:`RunSpec` to :func:`run_spec`'s result, ``baselines`` a (name, network, kappa, phi, seed, SER
+        model) key to its value; ``computed`` counts the jobs run by this call.
     """
     started = time.perf_counter()
     selected = set(only) if only is not None else None
-    experiments = [e for e in plan(profile) if selected is None or e.key in selected]
-    run_specs = list(dict.fromkeys(spec for e in experiments for spec in e.runs))
-    baseline_keys = list(dict.fromkeys(key for e in experiments for key in e.baselines))
+    known_runs = dict((known or {}).get("runs", {}))
+    known_baselines = dict((known or {}).get("baselines", {}))
+    requested = [e for e in plan(profile) if selected is None or e.key in selected]
+    run_specs = [spec for spec in dict.fromkeys(spec for e in requested for spec in e.runs) if spec not in known_runs]
+    baseline_keys = [key for key in dict.fromkeys(key for e in requested for key in e.baselines)
+                     if key not in known_baselines]
     # Long jobs first so the parallel workers finish together.
     jobs: list[tuple[str, Profile, Any]] = [("run", profile, s) for s in
                                              sorted(run_specs, key=lambda s: (s.agent != "sadrl", s.scheme != "physical-only"))]
@@ -496,10 +513,38 @@ def run_all(profile: Profile, progress: Callable[[int, int], None] | None = None
             if progress is not None:
                 progress(done, total)
     decision = {n: decision_time_ms(n, repeats=50 if profile.name == "quick" else 200) for n in (20, 100)}
-    return {"profile": profile, "experiments": experiments,
-            "runs": {spec: results[spec] for spec in run_specs},
-            "baselines": {key: results[key] for key in baseline_keys},
-            "decision_time_ms": decision, "seconds": time.perf_counter() - started}
+    all_runs = {**known_runs, **{spec: results[spec] for spec in run_specs}}
+    all_baselines = {**known_baselines, **{key: results[key] for key in baseline_keys}}
+    covered = [e for e in plan(profile)
+               if all(spec in all_runs for spec in e.runs) and all(key in all_baselines for key in e.baselines)]
+    return {"profile": profile, "experiments": covered, "runs": all_runs, "baselines": all_baselines,
+            "decision_time_ms": decision, "seconds": time.perf_counter() - started, "computed": total}
+
+
+_BUDGET_FIELDS = ("seeds", "episodes", "slots_per_episode", "num_envs", "eval_episodes", "eval_slots", "curve_points",
+                  "scale_ota_every", "exhaustive_eval_slots", "dqn")
+
+
+def _budget(profile_fields: Mapping[str, Any]) -> str:
+    return json.dumps({k: profile_fields.get(k) for k in _BUDGET_FIELDS}, sort_keys=True, default=list)
+
+
+def load_raw(path: Path, profile: Profile) -> dict[str, Any] | None:
+    """Runs and baselines saved by :func:`write_results` with the same budget as ``profile`` (else ``None``)."""
+    if not path.exists():
+        return None
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    current = json.loads(json.dumps(dataclasses.asdict(profile), default=list))
+    if _budget(raw.get("profile", {})) != _budget(current):
+        return None
+    runs = {}
+    for entry in raw["runs"]:
+        spec = dict(entry["spec"])
+        spec["network"] = tuple(spec["network"])
+        runs[RunSpec(**spec)] = {k: v for k, v in entry.items() if k != "spec"}
+    baselines = {(b["name"], tuple(b["network"]), b["kappa"], b["phi"], b["seed"], b.get("ser_model", "exact")): b["value"]
+                 for b in raw["baselines"]}
+    return {"runs": runs, "baselines": baselines}
 
 
 # =====================================================================================================
@@ -530,6 +575,7 @@ def _ratio_pct(values: list[float]) -> str:
 def _finals(outcome: Mapping[str, Any], **fixed: Any) -> list[float]:
     """Final rewards of the runs matching ``fixed``, ordered by seed."""
     fixed.setdefault("reward", None)
+    fixed.setdefault("ser_model", "exact")
     runs = outcome["runs"]
     matched = sorted((spec.seed, result["final"]) for spec, result in runs.items()
                      if all(getattr(spec, k) == v for k, v in fixed.items()))
@@ -537,9 +583,9 @@ def _finals(outcome: Mapping[str, Any], **fixed: Any) -> list[float]:
 
 
 def _baselines(outcome: Mapping[str, Any], name: str, network: tuple[int, int, int], kappa: float,
-               phi: float) -> list[float]:
-    return [value for (n, net, k, p, seed), value in sorted(outcome["baselines"].items(), key=lambda kv: kv[0][4])
-            if n == name and net == network and k == kappa and p == phi]
+               phi: float, ser_model: str = "exact") -> list[float]:
+    return [value for (n, net, k, p, seed, ser), value in sorted(outcome["baselines"].items(), key=lambda kv: kv[0][4])
+            if n == name and net == network and k == kappa and p == phi and ser == ser_model]
 
 
 def _paired(a: list[float], b: list[float], how: Callable[[float, float], float]) -> list[float]:
@@ -627,31 +673,31 @@ def summarise(outcome: Mapping[str, Any]) -> dict[str, Any]:
         summary["fig7a"] = table
         mean, _ = _stats(ratios_all)
         summary["targets"][">= 70.4 % of ESA-FP (aim 90 %)"] = (_ratio_pct(ratios_all), bool(mean >= 0.704))
-    for key, axis in (("fig7b", "network"), ("fig7c", "kappa")):
+    for key, axis, ser in (("fig7b", "network", "exact"), ("fig7c", "kappa", "exact"), ("printed", "kappa", "printed")):
         if key not in keys:
             continue
         table = {}
         points = ([(network, kappa0) for network in profile.scaling_networks] if axis == "network"
                   else [(profile.scaling_networks[-1], kappa) for kappa in profile.hwi_levels])
+        suffix = " with the printed eq. 17" if ser == "printed" else ""
         for network, kappa in points:
             madrl = _finals(outcome, scheme="proposed", network=network, phi=0.4, kappa=kappa, agent="madrl",
-                            block_length=0, discount=0.9, ota_every=100)
-            maxp = _baselines(outcome, "maxp-3gpp-cqi", network, kappa, 0.4)
-            rand = _baselines(outcome, "random", network, kappa, 0.4)
-            oracle = _baselines(outcome, "oracle-mcs", network, kappa, 0.4)
+                            block_length=0, discount=0.9, ota_every=100, ser_model=ser)
+            maxp = _baselines(outcome, "maxp-3gpp-cqi", network, kappa, 0.4, ser)
+            rand = _baselines(outcome, "random", network, kappa, 0.4, ser)
+            oracle = _baselines(outcome, "oracle-mcs", network, kappa, 0.4, ser)
             label = str(network) if axis == "network" else str(kappa)
             table[label] = {"madrl": _stats(madrl), "maxp-3gpp-cqi": _stats(maxp), "random": _stats(rand),
                             "oracle-mcs": _stats(oracle),
                             "over_maxp": _stats(_paired(madrl, maxp, gain)),
                             "over_random": _stats(_paired(madrl, rand, gain)),
                             "oracle_over_maxp": _stats(_paired(oracle, maxp, gain))}
-            if axis == "network" and network == profile.scaling_networks[-1]:
-                over = _paired(madrl, maxp, gain)
-                summary["targets"][f">= +46 % over MaxP-3GPP-CQI at (K, N) = {network[:2]}"] = (
+            over = _paired(madrl, maxp, gain)
+            if network == profile.scaling_networks[-1] and kappa == kappa0 and (axis == "network" or ser == "printed"):
+                summary["targets"][f">= +46 % over MaxP-3GPP-CQI at (K, N) = {network[:2]}{suffix}"] = (
                     _pct(over), bool(_stats(over)[0] >= 0.46))
             if axis == "kappa" and kappa == profile.hwi_levels[-1]:
-                over = _paired(madrl, maxp, gain)
-                summary["targets"][f">= +114 % over MaxP-3GPP-CQI at high HWI (kappa = {kappa})"] = (
+                summary["targets"][f">= +114 % over MaxP-3GPP-CQI at high HWI (kappa = {kappa}){suffix}"] = (
                     _pct(over), bool(_stats(over)[0] >= 1.14))
         summary[key] = table
     if "fig8" in keys:
@@ -673,6 +719,7 @@ def summarise(outcome: Mapping[str, Any]) -> dict[str, Any]:
 def _curves(outcome: Mapping[str, Any], **fixed: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Episode axis, mean and spread of the learning curves of the runs matching ``fixed``."""
     fixed.setdefault("reward", None)
+    fixed.setdefault("ser_model", "exact")
     curves = [np.asarray(r["curve"]) for s, r in sorted(outcome["runs"].items(), key=lambda kv: kv[0].seed)
               if all(getattr(s, k) == v for k, v in fixed.items())]
     if not curves:
@@ -762,7 +809,7 @@ def plot_figures(outcome: Mapping[str, Any], summary: Mapping[str, Any], figures
         nets = list(summary["fig7a"])
         bar_plot("fig7a", "MADRL vs exhaustive search", nets,
                  {name: [summary["fig7a"][n][name] for n in nets] for name in ("madrl", "esa", "esa-fp")})
-    for key, label in (("fig7b", "network (K, N, R)"), ("fig7c", "kappa")):
+    for key, label in (("fig7b", "network (K, N, R)"), ("fig7c", "kappa"), ("printed", "kappa, printed eq. 17")):
         if key in summary:
             groups = list(summary[key])
             bar_plot(key, f"MADRL vs baselines across {label}", groups,
@@ -788,9 +835,9 @@ def render_markdown(outcome: Mapping[str, Any], summary: Mapping[str, Any], figu
         RESULTS_BEGIN,
         "## DTN continual-DRL link adaptation (Belhadj Mohamed, Kaddoum, Hassan)",
         "",
-        f"Regenerate everything below with `{command}` "
-        f"({outcome['seconds'] / 60:.0f} min on this machine; profile `{profile.name}`). "
-        "Each figure also has its own command (`--only KEY`).",
+        f"Regenerate everything below with `{command}` (profile `{profile.name}`: {len(outcome['runs'])} training "
+        f"runs, {sum(r['seconds'] for r in outcome['runs'].values()) / 3600:.1f} CPU-hours on this machine's 2 cores). "
+        "Each figure also has its own command (`--only KEY`, which reuses the other figures' saved runs).",
         "",
         "Setting: our batched twin (`twin.LinkAdaptationNetwork`, exact square-QAM SER) for training and the "
         "analytic physical network (`twin.AnalyticPhysical`: the twin's equations with ACI and HWI scaled by a "
@@ -891,11 +938,21 @@ def render_markdown(outcome: Mapping[str, Any], summary: Mapping[str, Any], figu
                   f"they are evaluated on {profile.exhaustive_eval_slots}-slot episodes of the same deployments.", ""]
         image("fig7a")
         cmd("fig7a")
-    for key, axis in (("fig7b", "(K, N, R)"), ("fig7c", "kappa")):
+    for key, axis in (("fig7b", "(K, N, R)"), ("fig7c", "kappa"), ("printed", "kappa")):
         if key not in summary:
             continue
-        paper = PAPER["over_maxp_k6_n100"] if key == "fig7b" else PAPER["over_maxp_high_hwi"]
-        lines += [f"### Fig. {key[-2:]}: MADRL vs MaxP-3GPP-CQI and random across {axis}", "", f"Paper: {paper}.", "",
+        paper = {"fig7b": PAPER["over_maxp_k6_n100"], "fig7c": PAPER["over_maxp_high_hwi"],
+                 "printed": f"{PAPER['over_maxp_k6_n100']}; {PAPER['over_maxp_high_hwi']}"}[key]
+        title = (f"Fig. {key[-2:]}: MADRL vs MaxP-3GPP-CQI and random across {axis}" if key != "printed" else
+                 f"Figs. 7b, 7c with the paper's printed eq. 17: across kappa at (K, N, R) = "
+                 f"{profile.scaling_networks[-1]}")
+        if key == "printed":
+            lines += [f"### {title}", "", "Twin and physical network both use eq. 17 as printed (`ser_model = "
+                      "'printed'`), which under-estimates the symbol error rate by orders of magnitude (see "
+                      "DESIGN.md section 7); everything else as in Fig. 7c.", ""]
+        else:
+            lines += [f"### {title}", ""]
+        lines += [f"Paper: {paper}.", "",
                   f"| {axis} | MADRL | MaxP-3GPP-CQI | random | oracle MCS | MADRL over MaxP | MADRL over random | "
                   "oracle over MaxP |", "|---|---|---|---|---|---|---|---|"]
         for label, row in summary[key].items():
@@ -960,8 +1017,8 @@ def write_results(outcome: Mapping[str, Any], results_path: Path, figures_dir: P
         "profile": dataclasses.asdict(outcome["profile"]),
         "summary": summary,
         "runs": [{"spec": dataclasses.asdict(s), **r} for s, r in outcome["runs"].items()],
-        "baselines": [{"name": k[0], "network": k[1], "kappa": k[2], "phi": k[3], "seed": k[4], "value": v}
-                      for k, v in outcome["baselines"].items()],
+        "baselines": [{"name": k[0], "network": k[1], "kappa": k[2], "phi": k[3], "seed": k[4], "ser_model": k[5],
+                       "value": v} for k, v in outcome["baselines"].items()],
         "seconds": outcome["seconds"],
     }
     (figures_dir / "dtn_results.json").write_text(json.dumps(raw, indent=1, default=float), encoding="utf-8")

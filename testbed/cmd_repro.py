@@ -28,16 +28,18 @@ PAPERS = ("dtn",)
 @click.option("--quick", is_flag=True, help="Tiny networks and budgets (minutes, for CI); numbers carry no meaning.")
 @click.option("--only", "only", default=None,
               help="Comma-separated experiments to run (fig5a, fig5b, fig5c, fig5d, fig6ab, fig6c, fig7a, fig7b, "
-                   "fig7c, fig8); default all.")
+                   "fig7c, fig8, printed, reward); default all.")
 @click.option("--results", "results_path", type=click.Path(dir_okay=False), default=None,
               help="Results page to update (default docs/RESULTS.md; with --quick runs/repro-dtn-quick/RESULTS.md).")
 @click.option("--figures", "figures_dir", type=click.Path(file_okay=False), default=None,
               help="Where the PNG plots go (default docs/figures; with --quick next to the results page).")
 @click.option("--workers", type=int, default=None, help="Training runs in parallel (default: the profile's, 2).")
+@click.option("--fresh", is_flag=True,
+              help="Recompute every run (default: reuse the runs saved beside the figures with the same budget).")
 @json_option
 @handle_errors
 def repro(paper: str, quick: bool, only: str | None, results_path: str | None, figures_dir: str | None,
-          workers: int | None, as_json: bool) -> None:
+          workers: int | None, fresh: bool, as_json: bool) -> None:
     """Reproduce a seed paper's experiments (PAPER: dtn) and write its section of docs/RESULTS.md."""
     if paper not in PAPERS:
         raise BadInput(f"PAPER {paper!r}; allowed: {', '.join(PAPERS)}")
@@ -75,7 +77,8 @@ def repro(paper: str, quick: bool, only: str | None, results_path: str | None, f
             bar.total = total
             bar.update(done - bar.n)
 
-    outcome = repro_dtn.run_all(profile, progress=progress, only=selected)
+    known = None if fresh else repro_dtn.load_raw(figures / "dtn_results.json", profile)
+    outcome = repro_dtn.run_all(profile, progress=progress, only=selected, known=known)
     if bar is not None:
         bar.close()
     summary = repro_dtn.write_results(outcome, results, figures, command)
@@ -86,14 +89,15 @@ def repro(paper: str, quick: bool, only: str | None, results_path: str | None, f
         "figures": str(figures),
         "experiments": [e.key for e in outcome["experiments"]],
         "training_runs": len(outcome["runs"]),
+        "jobs_run": outcome["computed"],
         "seconds": outcome["seconds"],
         "targets": {name: {"ours": value, "met": met} for name, (value, met) in summary["targets"].items()},
         "decision_time_ms": summary["decision_time_ms"],
     }
 
     def human(r: dict[str, Any]) -> None:
-        click.echo(f"{r['training_runs']} training runs in {r['seconds'] / 60:.1f} min; wrote {r['results']} "
-                   f"and plots in {r['figures']}")
+        click.echo(f"{r['jobs_run']} jobs run in {r['seconds'] / 60:.1f} min ({r['training_runs']} training runs "
+                   f"known); wrote {r['results']} and plots in {r['figures']}")
         for name, target in r["targets"].items():
             click.echo(f"  [{'met' if target['met'] else 'not met'}] {name}: {target['ours']}")
 

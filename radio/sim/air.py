@@ -332,7 +332,7 @@ class _RxTail:
             # noise spans several steps (the extra rounding is then < 0.5 % of the noise power).
             bake = self.offset if digital * math.sqrt(0.5) >= 4.0 / fe.adc_levels(self.bits) else 0.0
             assert self.rng is not None
-            self.noise_start = int(self.rng.integers(0, NOISE_POOL_SAMPLES))
+            self.noise_start = int(self.rng.random() * NOISE_POOL_SAMPLES)
             self.noise, self.noise_peak = air._noise_scaled(st, digital, bake)
             self.separate_offset = bool(self.offset) and not bake
         self.fresh_noise = noisy and n > NOISE_SLICE_MAX
@@ -822,8 +822,10 @@ class SimulatedAir:
                 continue
             a, b = span
             if first:
-                out[:a] = 0
-                out[b:] = 0
+                if a:
+                    out[:a] = 0
+                if b < count:
+                    out[b:] = 0
                 first = False
             else:
                 out[a:b] += target[a:b]

@@ -365,10 +365,10 @@ def jakes_gains(times_s: np.ndarray, doppler_hz: float, angles_rad: np.ndarray,
 
 
 __all__ = [
-    "BOLTZMANN_J_PER_K", "DISTORTION_BANDWIDTH_RATIO", "JAKES_SINUSOIDS", "adc_finish_inplace", "adc_inplace",
-    "adc_levels", "adc_rounding_offset", "dbm_to_mw", "lna_cubic_units",
-    "distortion_stream", "iq_imbalance", "iq_imbalance_coefficients", "jakes_gains", "lna_cubic",
+    "BOLTZMANN_J_PER_K", "DISTORTION_BANDWIDTH_RATIO", "JAKES_SINUSOIDS", "RX_FILTER_HALF_TAPS",
+    "adc_finish_inplace", "adc_inplace", "adc_levels", "adc_rounding_offset", "dbm_to_mw", "distortion_stream",
+    "iq_imbalance", "iq_imbalance_coefficients", "jakes_gains", "lna_cubic", "lna_cubic_units",
     "lo_leakage_amplitude", "multiplicative_stream", "mw_to_dbm", "oversample_periodic", "phase_noise_psd",
-    "phase_noise_rms_rad", "phase_noise_stream", "quantize", "rapp_pa", "rx_channel_fir", "rx_channel_response", "rx_digital_gain",
-    "thermal_noise_mw", "tx_amplitude", "tx_chain",
+    "phase_noise_rms_rad", "phase_noise_stream", "quantize", "rapp_pa", "rx_channel_fir", "rx_channel_response",
+    "rx_digital_gain", "thermal_noise_mw", "tx_amplitude", "tx_chain",
 ]

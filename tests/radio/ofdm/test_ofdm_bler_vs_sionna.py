@@ -79,17 +79,25 @@ def _shannon_db(mod: str, rate: str) -> float:
 
 
 def _check(mod: str, rate: str) -> tuple[float, float]:
+    """Full comparison: both crossing SNRs, within 1 dB."""
     ours, layout = ofdm_chain(mod, rate)
     start = round((_shannon_db(mod, rate) + 1.5) * 2) / 2
-    snr_ours = snr_at_bler(ours, start)
     snr_ref = snr_at_bler(sionna_chain(layout), start)
+    snr_ours = snr_at_bler(ours, round(snr_ref * 2) / 2)
     assert snr_ours == pytest.approx(snr_ref, abs=1.0), (mod, rate, snr_ours, snr_ref)
     return snr_ours, snr_ref
 
 
 @pytest.mark.parametrize("mod,rate", [("qpsk", "1/2"), ("16qam", "3/4"), ("64qam", "5/6")])
 def test_bler_crossing_matches_sionna(mod, rate):
-    _check(mod, rate)
+    # Sionna's crossing, then the OFDM link 1 dB either side of it: the BLER must be above 0.1 at -1 dB and
+    # below it at +1 dB, i.e. the link's own crossing lies within 1 dB of Sionna's.
+    ours, layout = ofdm_chain(mod, rate)
+    snr_ref = snr_at_bler(sionna_chain(layout), round((_shannon_db(mod, rate) + 1.5) * 2) / 2)
+    err_lo, n_lo = ours(snr_ref - 1.0)
+    err_hi, n_hi = ours(snr_ref + 1.0)
+    assert err_lo / n_lo > 0.1, (mod, rate, snr_ref, err_lo, n_lo)
+    assert err_hi / n_hi < 0.1, (mod, rate, snr_ref, err_hi, n_hi)
 
 
 @pytest.mark.slow

@@ -295,12 +295,15 @@ def test_path_loss_sets_the_received_power() -> None:
 
 
 def test_received_noise_is_kTB_times_the_noise_figure() -> None:
-    table = ideal_table(noise_figure_db=8.0, temperature_c=30.0)
+    table = ideal_table(noise_figure_db=8.0, temperature_c=30.0, adc_bits=12)
     air = make_air(table)
     rx = air.radio("sim1", open_guard(), RadioSettings(rx_gain_db=60.0))
     y, meta = rx.receive(1 << 16)
     expected = fe.mw_to_dbm(fe.thermal_noise_mw(RATE, 8.0, 30.0))
+    # The 12-bit ADC's own noise (step^2 / 6 = -74 dBFS) sits 35 dB below this noise.
     assert rx_dbm(y, table, 60.0) == pytest.approx(expected, abs=0.1)
+    codes = y.view(np.float32) * 2048.0
+    assert np.array_equal(codes, np.round(codes))
     assert meta.temperature_c == 30.0
 
 
