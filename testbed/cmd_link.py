@@ -10,25 +10,24 @@ throughput.
 - ``id``: link name (default ``L0``, ``L1``, ...);
 - ``tx``: which ``--tx`` radio carries it (default the first).
 
-Radio names starting with ``loop`` are ideal loopback radios made here (``--tx loop0 --rx loop0``); every other
-name is opened from the testbed configuration (``--config`` / ``--sim-config``).
+Radios come from the testbed inventory (``--config`` / ``--sim-config``): ``simN`` simulated radios sharing one
+simulated air, ``loopN`` ideal loopback radios (``--tx loop0 --rx loop0``), or configured hardware.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Any, Iterator
+from typing import Any
 
 import click
 
-from radio.base import Radio
 from radio.ofdm.fec import CODE_RATES
 from radio.ofdm.link import run_link
 from radio.ofdm.modulation import MODULATIONS
 from radio.ofdm.numerology import NUMEROLOGIES, numerology
 from radio.ofdm.slot import POWER_DB_RANGE, Link, SlotPlan
 from testbed.cliutil import BadInput, emit, handle_errors, json_option, progress
+from testbed.inventory import load_config, open_radios, radio_options
 
 LINK_FIELDS = ("rbs", "mod", "rate", "power_db", "id", "tx")
 
@@ -95,30 +94,6 @@ def parse_link_spec(spec: str, index: int, n_rb: int, tx_names: list[str]) -> tu
     return link, tx
 
 
-@contextlib.contextmanager
-def open_link_radios(names: list[str], config_path: str | None, sim_config_path: str | None,
-                     seed: int | None) -> Iterator[dict[str, Radio]]:
-    """Open the named radios: ``loop*`` names as ideal loopback radios, the rest through the testbed inventory."""
-    loop = [n for n in names if n.startswith("loop")]
-    other = [n for n in names if not n.startswith("loop")]
-    radios: dict[str, Radio] = {}
-    with contextlib.ExitStack() as stack:
-        if loop:
-            from radio.guard import GuardRule, TxGuard
-            from radio.loopback import LoopbackRadio
-
-            # A loopback radio radiates nothing, so its guard allows every band.
-            guard = TxGuard(GuardRule(((0.0, 1e12),), math.inf))
-            for n in dict.fromkeys(loop):
-                radios[n] = stack.enter_context(LoopbackRadio(n, guard, seed=seed or 0))
-        if other:
-            from testbed.inventory import load_config, open_radios
-
-            config = load_config(config_path, sim_config=sim_config_path)
-            radios.update(stack.enter_context(open_radios(list(dict.fromkeys(other)), config, seed=seed)))
-        yield radios
-
-
 def _human(result: dict[str, Any]) -> None:
     click.echo(f"{result['numerology']}: {result['slots']} slots, tx {', '.join(result['tx'])} -> rx {result['rx']}")
     click.echo(f"{'link':<8}{'RBs':>5} {'mod':>7}{'rate':>6}{'P dB':>7}{'SINR dB':>9}{'EVM %':>8}{'BLER':>8}"
@@ -148,13 +123,12 @@ def _human(result: dict[str, Any]) -> None:
 @click.option("--wola", "wola_ramp", type=click.IntRange(0, 10000), default=0, show_default=True,
               help="Raised-cosine WOLA ramp (samples); 0 = off.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Payload and simulation seed.")
-@click.option("--config", "config_path", type=click.Path(), default=None, help="Testbed config file.")
-@click.option("--sim-config", "sim_config_path", type=click.Path(), default=None, help="Simulated-radio config file.")
+@radio_options
 @json_option
 @handle_errors
 def link(tx_names: tuple[str, ...], rx_name: str, num_name: str, link_specs: tuple[str, ...], slots: int,
          lo_hz: float | None, tx_gain_db: float | None, rx_gain_db: float | None, backoff_db: float, wola_ramp: int,
-         seed: int, config_path: str | None, sim_config_path: str | None, as_json: bool) -> None:
+         seed: int, config_path: str | None, sim_config: str | None, as_json: bool) -> None:
     """Run SLOTS OFDM slots carrying the given links from the TX radio(s) to the RX radio; print per link the
     mean SINR, EVM, BLER and throughput (bits/slot and Mbit/s)."""
     try:
@@ -177,7 +151,8 @@ def link(tx_names: tuple[str, ...], rx_name: str, num_name: str, link_specs: tup
                                           wola_ramp=wola_ramp, payload_seed=seed)))
             except ValueError as e:
                 raise BadInput(f"--link/--tx {t}: {e}") from None
-    with open_link_radios(txs + [rx_name], config_path, sim_config_path, seed) as radios:
+    config = load_config(config_path, sim_config=sim_config)
+    with open_radios(txs + [rx_name], config, seed=seed) as radios:
         transmitters = [(radios[t], p) for t, p in plans]
         result = run_link(transmitters, radios[rx_name], slots, lo_hz=lo_hz, tx_gain_db=tx_gain_db,
                           rx_gain_db=rx_gain_db,

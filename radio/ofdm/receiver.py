@@ -8,19 +8,23 @@ Per transmitter (one :class:`~radio.ofdm.slot.SlotPlan`) in a received buffer:
    fractional CFO (+-1 SCS). Beyond 1 SCS (``max_cfo_scs``), integer hypotheses in steps of 2 SCS are tried and
    the DMRS decide between them (a ZC shifted by whole bins mimics a time shift). CFO is removed from the whole
    buffer.
-2. **DFT** of the 14 symbols with the window ``backoff`` samples early inside the CP (half of the CP left after
-   any WOLA ramp), the resulting phase ramp removed so the detected path sits at delay 0.
+2. **DFT** of the 14 symbols with the window ``backoff`` samples early inside the CP (half of the CP left
+   after any WOLA ramp), the resulting phase ramp removed so the detected path sits at delay 0. When the
+   reference symbols' phase drift (step 3) shows the preamble's CFO was off by more than
+   :data:`CFO_REFINE_SCS` (low SNR, phase noise inside the preamble), the slot is demodulated again at the
+   refined CFO, so no ICI is left from it.
 3. **Channel estimate, per link** (pilots carry the link's gain, so links at different powers are estimated
    independently): least-squares values on the preamble and DMRS pilots of the four reference symbols; a delay
    drift across the slot (sample-clock offset, from the phase slope over the whole band between reference
-   symbols) and a common phase per reference symbol fitted by a line over time (residual CFO);
-   the de-rotated pilots of all reference symbols are fitted jointly by a delay-limited model
+   symbols); a common phase per reference symbol, interpolated linearly between them (residual CFO, slow phase
+   noise). The de-rotated pilots of all reference symbols are fitted jointly by a delay-limited model
    ``G(k) = sum_{|d| <= w} c_d exp(-j 2 pi k d / N)`` (weighted, ridge-regularised least squares; ``w`` chosen per
    link and slot by generalised cross-validation, so a flat channel uses few taps and a dispersive one up to
    the CP). The channel of symbol ``l`` is ``G(k) exp(j (phi(l) - 2 pi k tau(l) / N))``, times a per-symbol common
    phase from the PTRS and DMRS of all the transmitter's links, applied only when those phases vary
    significantly beyond their estimation noise and then Wiener-shrunk by it, so it acts only where phase noise
-   is really there.
+   is really there. The channel's shape is taken as constant over a slot (1 ms at 15 kHz): its phase and delay
+   are tracked, Doppler fading within a slot is not.
 4. **Equalisation**: per RE ``z = y / H`` (the unbiased MMSE estimate for one stream), noise variance
    ``sigma^2 / |H|^2`` with ``sigma^2`` from the pilot residuals (degrees of freedom of the fit removed);
    exact log-APP LLRs; LDPC decoding of every code block of the slot, batched per code.
@@ -40,6 +44,7 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
+import scipy.fft
 import scipy.linalg
 import scipy.signal
 
@@ -55,6 +60,9 @@ RIDGE = 1e-5
 
 MAX_SCO_PPM = 60.0
 """Largest sample-clock offset the delay-drift search covers (ppm)."""
+
+CFO_REFINE_SCS = 0.002
+"""Residual CFO (in SCS) above which the slot is demodulated again at the refined CFO (ICI -49 dB there)."""
 
 
 @dataclass
@@ -204,14 +212,18 @@ def _band_filter(x: np.ndarray, plan: SlotPlan) -> np.ndarray:
     transmitter on other RBs cannot lend the preamble correlation false peaks."""
     geo = geometry(plan)
     n = geo.fft_size
-    spectrum = np.fft.fft(x)
-    freq = np.fft.fftfreq(x.size) * n  # in subcarrier units
-    keep = np.zeros(x.size, dtype=bool)
+    size = scipy.fft.next_fast_len(x.size)
+    spectrum = scipy.fft.fft(x, size)
+    keep = np.zeros(size, dtype=bool)
+    freq = np.fft.fftfreq(size) * n  # in subcarrier units
+    edges = []
     for res in geo.links:
         for rb in res.signed_bins.reshape(-1, 12):
-            keep |= (freq >= rb.min() - 2.0) & (freq <= rb.max() + 2.0)
+            edges.append((rb.min() - 2.0, rb.max() + 2.0))
+    for lo, hi in edges:
+        keep |= (freq >= lo) & (freq <= hi)
     spectrum[~keep] = 0
-    return np.fft.ifft(spectrum)
+    return scipy.fft.ifft(spectrum)[: x.size]
 
 
 def _backoff(plan: SlotPlan) -> int:
@@ -311,7 +323,7 @@ def _window_candidates(max_w: int) -> list[int]:
 
 
 @lru_cache(maxsize=512)
-def _fit_operator(key: tuple, n_fft: int, w: int, weights_bytes: bytes, bins_bytes: bytes):
+def _fit_operator(n_fft: int, w: int, weights_bytes: bytes, bins_bytes: bytes):
     """Cholesky factor of the weighted ridge normal matrix and the hat-matrix trace of one pilot set/window."""
     bins = np.frombuffer(bins_bytes, dtype=np.int64)
     wts = np.frombuffer(weights_bytes, dtype=np.float64)
@@ -327,10 +339,10 @@ def _fit_operator(key: tuple, n_fft: int, w: int, weights_bytes: bytes, bins_byt
     return chol, trace
 
 
-def _delay_fit(values: np.ndarray, weights: np.ndarray, bins: np.ndarray, n_fft: int, w: int, key: tuple):
+def _delay_fit(values: np.ndarray, weights: np.ndarray, bins: np.ndarray, n_fft: int, w: int):
     """Weighted ridge fit of ``values`` at signed ``bins`` by taps ``-w..w``. Returns (coefficients [2w+1],
     fitted values at the pilots, hat trace)."""
-    chol, trace = _fit_operator(key, n_fft, w, weights.tobytes(), bins.tobytes())
+    chol, trace = _fit_operator(n_fft, w, weights.tobytes(), bins.tobytes())
     acc = np.zeros(n_fft, dtype=np.complex128)
     np.add.at(acc, bins % n_fft, weights * values)
     rhs_full = np.fft.ifft(acc) * n_fft  # sum_p w_p v_p exp(+j 2 pi k_p d / N)
@@ -354,12 +366,20 @@ def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 @dataclass
 class _LinkChannel:
-    h: np.ndarray          # complex [14, nsc]: channel times the link gain
-    sigma2: float          # noise variance per RE
+    """One link's channel estimate in one slot."""
+
+    h: np.ndarray
+    """complex [14, nsc]: channel times the link gain, per symbol and subcarrier."""
+    sigma2: float
+    """Noise variance per RE from the pilot residuals."""
     taps: int
-    tau: np.ndarray        # [14] delay (samples) per symbol
-    phase_slope: float     # common-phase drift (rad per symbol): residual CFO
+    """Delay taps of the frequency fit."""
+    tau: np.ndarray
+    """float [14]: delay (samples) of each symbol relative to the slot's middle (sample-clock drift)."""
+    phase_slope: float
+    """Common-phase drift (rad per symbol) over the reference symbols: residual CFO."""
     n_pilots: int
+    """Pilots of the reference symbols."""
 
 
 def _delay_drift(ls: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], n_fft: int, max_drift: float) -> float:
@@ -396,7 +416,7 @@ def _delay_drift(ls: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], n_fft
 
 
 def _estimate_link_channel(y: np.ndarray, x_pilot: np.ndarray, pmask: np.ndarray, signed: np.ndarray,
-                           n_fft: int, max_w: int, key: tuple, max_drift: float) -> _LinkChannel:
+                           n_fft: int, max_w: int, max_drift: float) -> _LinkChannel:
     """y: [14, nsc] received REs of the link; x_pilot: [14, nsc] unit-gain pilot values (0 elsewhere)."""
     refs = list(REFERENCE_SYMBOLS)
     ls = {}
@@ -409,8 +429,13 @@ def _estimate_link_channel(y: np.ndarray, x_pilot: np.ndarray, pmask: np.ndarray
     tau_l = drift * (sym - float(np.mean(refs)))
     phis = [float(np.angle(np.sum(ls[l][1] * np.exp(2j * np.pi * ls[l][0] * tau_l[l] / n_fft)))) for l in refs]
     lr = np.array(refs, dtype=np.float64)
-    phi0, phi1 = _line_fit(lr, np.unwrap(np.array(phis)))
-    phi_l = phi0 + phi1 * sym
+    unwrapped = np.unwrap(np.array(phis))
+    _, phase_slope = _line_fit(lr, unwrapped)
+    # Piecewise-linear through the measured phases (exact at the reference symbols, so phase noise between them
+    # does not smear the joint fit), extended past the last one with the last segment's slope.
+    phi_l = np.interp(sym, lr, unwrapped)
+    tail = sym > lr[-1]
+    phi_l[tail] = unwrapped[-1] + (sym[tail] - lr[-1]) * (unwrapped[-1] - unwrapped[-2]) / (lr[-1] - lr[-2])
 
     kk, vv, ww = [], [], []
     for l in refs:
@@ -426,7 +451,7 @@ def _estimate_link_channel(y: np.ndarray, x_pilot: np.ndarray, pmask: np.ndarray
     for w in _window_candidates(max_w):
         if 2 * w + 1 > n_p // 2 and w > 0:
             break
-        coef, fitted, trace = _delay_fit(v_all, w_all, k_all, n_fft, w, key)
+        coef, fitted, trace = _delay_fit(v_all, w_all, k_all, n_fft, w)
         rss = float(np.sum(w_all * np.abs(v_all - fitted) ** 2))
         dof = max(n_p - trace, 1.0)
         gcv = rss / n_p / (dof / n_p) ** 2
@@ -437,7 +462,7 @@ def _estimate_link_channel(y: np.ndarray, x_pilot: np.ndarray, pmask: np.ndarray
     rot = np.exp(1j * (phi_l[:, None] - 2.0 * np.pi * signed[None, :] * tau_l[:, None] / n_fft))
     h = g[None, :] * rot
     sigma2 = rss / max(n_p - trace - 4.0, 1.0)
-    return _LinkChannel(h, sigma2, 2 * w + 1, tau_l, phi1, n_p)
+    return _LinkChannel(h, sigma2, 2 * w + 1, tau_l, phase_slope, n_p)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -463,6 +488,32 @@ def _db(x: float) -> float:
     return 10.0 * math.log10(x) if x > 0 else float("-inf")
 
 
+def _demodulate(x: np.ndarray, plan: SlotPlan, start: int, cfo_hz: float):
+    """DFT of the 14 symbols at ``start`` with ``cfo_hz`` removed, and every link's channel estimate.
+    Returns (y_full complex [14, N] in unitary-DFT units, [(y [14, nsc] / re_scale, pilots, _LinkChannel)])."""
+    geo = geometry(plan)
+    n = geo.fft_size
+    backoff = _backoff(plan)
+    seg = x[start: start + geo.slot_length]
+    seg = np.concatenate([seg, np.zeros(geo.slot_length - seg.size, dtype=np.complex128)])
+    seg = seg * np.exp(-2j * np.pi * cfo_hz * (np.arange(seg.size) + start) / plan.rate_hz)
+    starts = geo.symbol_start + geo.cp - backoff
+    idx = starts[:, None] + np.arange(n)[None, :]
+    y_full = np.fft.fft(seg[idx], axis=1) / math.sqrt(n)
+    signed_all = np.fft.fftfreq(n, 1.0 / n).astype(np.int64)
+    y_full *= np.exp(2j * np.pi * signed_all * backoff / n)[None, :]
+    max_w = max(1, int(geo.cp.min()))
+    max_drift = MAX_SCO_PPM * 1e-6 * geo.slot_length / SYMBOLS_PER_SLOT
+    channels = []
+    for i, (link, res) in enumerate(zip(plan.links, geo.links)):
+        y = y_full[:, res.bins] / geo.re_scale
+        # Pilots without the link gain: the estimate is then channel x gain, which is what equalises the data.
+        xp = np.where(res.pilot_mask, geo.pilots[:, res.bins], 0)
+        ch = _estimate_link_channel(y, xp, res.pilot_mask, res.signed_bins, n, max_w, max_drift)
+        channels.append((y, xp, ch))
+    return y_full, channels
+
+
 def receive_slot(samples: np.ndarray, plan: SlotPlan, slot_index: int = 0, *, reference: TxSlot | None = None,
                  max_cfo_scs: float = 1.0, keep_symbols: bool = False, decode: bool = True) -> SlotReport:
     """Receive and measure one slot of ``plan`` in ``samples``.
@@ -476,29 +527,23 @@ def receive_slot(samples: np.ndarray, plan: SlotPlan, slot_index: int = 0, *, re
     geo = geometry(plan)
     x = np.asarray(samples).astype(np.complex128, copy=False)
     sync = synchronise(x, plan, max_cfo_scs=max_cfo_scs)
-    n = geo.fft_size
     fs = plan.rate_hz
-    backoff = _backoff(plan)
-    seg = x[sync.start: sync.start + geo.slot_length]
-    seg = np.concatenate([seg, np.zeros(geo.slot_length - seg.size, dtype=np.complex128)])
-    seg = seg * np.exp(-2j * np.pi * sync.cfo_hz * (np.arange(seg.size) + sync.start) / fs)
-    sync.backoff = backoff
-    starts = geo.symbol_start + geo.cp - backoff
-    idx = starts[:, None] + np.arange(n)[None, :]
-    y_full = np.fft.fft(seg[idx], axis=1) / math.sqrt(n)
-    signed_all = np.fft.fftfreq(n, 1.0 / n).astype(np.int64)
-    y_full *= np.exp(2j * np.pi * signed_all * backoff / n)[None, :]
-
+    sync.backoff = _backoff(plan)
+    sym_len = geo.slot_length / SYMBOLS_PER_SLOT
+    y_full, channels = _demodulate(x, plan, sync.start, sync.cfo_hz)
+    # The preamble's CFO comes from one symbol; the phase drift over the reference symbols (12 symbols apart) is
+    # a far finer estimate. Where it says the preamble was off by enough to cause ICI (phase noise in the
+    # preamble, low SNR), demodulate again at the refined CFO.
+    weights = np.array([c.n_pilots for _, _, c in channels], dtype=np.float64)
+    slopes = np.array([c.phase_slope for _, _, c in channels])
+    residual_hz = float(np.sum(weights * slopes) / np.sum(weights)) * fs / (2.0 * np.pi * sym_len)
+    if abs(residual_hz) > CFO_REFINE_SCS * plan.numerology.scs_hz:
+        sync.cfo_hz += residual_hz
+        y_full, channels = _demodulate(x, plan, sync.start, sync.cfo_hz)
+        slopes = np.array([c.phase_slope for _, _, c in channels])
+        residual_hz = float(np.sum(weights * slopes) / np.sum(weights)) * fs / (2.0 * np.pi * sym_len)
+    sync.cfo_hz += residual_hz
     scale2 = geo.re_scale ** 2
-    max_w = max(1, int(geo.cp.min()))
-    max_drift = MAX_SCO_PPM * 1e-6 * geo.slot_length / SYMBOLS_PER_SLOT
-    channels = []
-    for i, (link, res) in enumerate(zip(plan.links, geo.links)):
-        y = y_full[:, res.bins] / geo.re_scale
-        # Pilots without the link gain: the estimate is then channel x gain, which is what equalises the data.
-        xp = np.where(res.pilot_mask, geo.pilots[:, res.bins], 0)
-        ch = _estimate_link_channel(y, xp, res.pilot_mask, res.signed_bins, n, max_w, (id(geo), i), max_drift)
-        channels.append((y, xp, ch))
 
     # Common phase per symbol from every link's non-preamble pilots, Wiener-shrunk by its own estimation noise.
     num = np.zeros(SYMBOLS_PER_SLOT, dtype=np.complex128)
@@ -560,11 +605,6 @@ def receive_slot(samples: np.ndarray, plan: SlotPlan, slot_index: int = 0, *, re
             adjacent=adjacent, channel_taps=ch.taps,
             equalized=z.astype(np.complex64) if keep_symbols else None,
             sent=np.asarray(sent, dtype=np.complex64) if keep_symbols else None))
-    sym_len = geo.slot_length / SYMBOLS_PER_SLOT
-    # Refine the preamble's CFO with the phase drift the channel estimates tracked across the slot.
-    weights = np.array([c.n_pilots for _, _, c in channels], dtype=np.float64)
-    slopes = np.array([c.phase_slope for _, _, c in channels])
-    sync.cfo_hz += float(np.sum(weights * slopes) / np.sum(weights)) * fs / (2.0 * np.pi * sym_len)
     # A faster RX clock stretches the slot: the delay grows by ppm * 1e-6 samples per sample.
     sync.sco_ppm = float(np.mean(taus) / (sym_len * (SYMBOLS_PER_SLOT - 1)) * 1e6)
     return SlotReport(plan, slot_index, sync, reports, 10.0 * np.log10(np.maximum(rb_power, 1e-30)))

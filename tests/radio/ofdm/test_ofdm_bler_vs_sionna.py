@@ -13,7 +13,7 @@ import pytest
 
 from _ofdm_testlib import cyclic_rx, snr_at_bler
 from radio.ofdm import Link, SlotPlan, build_slot, receive_slot
-from radio.ofdm.fec import CODE_RATES
+from radio.ofdm.fec import CODE_RATES, _torch_threads
 from radio.ofdm.modulation import MODULATIONS
 from radio.ofdm.slot import geometry
 
@@ -62,7 +62,8 @@ def sionna_chain(layout):
     torch.manual_seed(2)
 
     def run(snr_db: float) -> tuple[int, int]:
-        with torch.no_grad():
+        # One torch thread, as the link's own decoder uses (small batches; fair timing on a busy machine).
+        with torch.no_grad(), _torch_threads(1):
             u = torch.randint(0, 2, (BLOCKS_PER_POINT, layout.k)).float()
             no = torch.tensor(10 ** (-snr_db / 10))
             x = mapper(encoder(u))

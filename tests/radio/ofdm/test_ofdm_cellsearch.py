@@ -101,6 +101,7 @@ def test_nr_recording_through_analyze(tmp_path):
     assert (r["rat"], r["cell_id"], r["scs_hz"]) == ("nr", 722, 30e3)
 
 
+@pytest.mark.filterwarnings("ignore:Data source ends before the final annotation")
 def test_missing_and_corrupted_recordings_raise_recording_error(tmp_path):
     with pytest.raises(RecordingError, match="missing"):
         read_sigmf(str(tmp_path / "nothing.sigmf-meta"))
