@@ -8,13 +8,14 @@ the digital twin and the physical network: episode i runs on the physical networ
 by source. The file reads top to bottom:
 
 1. :class:`DQNConfig`, every hyper-parameter with its meaning and the paper's value;
-2. :class:`QNetwork` and the epsilon / learning-rate schedules;
+2. :class:`QNetwork`, its optimiser (:class:`RMSprop`) and the epsilon / learning-rate schedules;
 3. :class:`DQNAgent`: acting, the TD update, the target copy;
 4. :class:`DQNPolicy`: the greedy policy with act / save / load;
 5. agent views: how a slot of B networks x N links turns into agent transitions (:class:`SharedLinkView`
    here; the centralised joint-action view lives in :mod:`agents.sadrl`);
-6. the physical side: the :class:`PhysicalNetwork` contract, the optional ``measured_phi`` hook and
-   :class:`AnalyticPhiProbe`, which gives the analytic physical network that hook;
+6. the physical side: the :class:`PhysicalNetwork` contract (``twin.network``'s reset/step), the optional hooks
+   (``measured_phi()``, ``context_network``, ``state_dict()``/``load_state_dict()``) and
+   :class:`AnalyticPhiProbe`, which gives the analytic physical network the ``measured_phi`` hook;
 7. :class:`ContinualTrainer`: Algorithm 2, metrics, checkpoint and resume, evaluation.
 
 Units: rewards and rates in Mbit/s (the environment's), learning rate per gradient step, time in slots.
@@ -53,6 +54,7 @@ __all__ = [
     "PhiReporter",
     "PhysicalNetwork",
     "QNetwork",
+    "RMSprop",
     "SharedLinkView",
     "decayed_value",
     "episode_seed",
@@ -239,6 +241,53 @@ class QNetwork(nn.Module):
         return self.layers(state)
 
 
+class RMSprop:
+    """RMSprop exactly as ``torch.optim.RMSprop`` computes it without momentum or centring::
+
+        v <- alpha v + (1 - alpha) g^2;   p <- p - lr g / (sqrt(v) + eps)
+
+    Written out because ``torch.optim`` loads the compiler stack on first use, seconds of start-up for every
+    process (each CLI call, each parallel experiment) for three tensor operations per parameter.
+
+    Args:
+        params: the parameters to optimise.
+        lr: learning rate (reassign ``lr`` to schedule it).
+        alpha: smoothing constant of the squared-gradient average.
+        eps: added to the root of the average.
+    """
+
+    def __init__(self, params: Iterable[nn.Parameter], lr: float, alpha: float = 0.99, eps: float = 1e-8) -> None:
+        self.params = list(params)
+        self.lr = float(lr)
+        self.alpha = float(alpha)
+        self.eps = float(eps)
+        self.square_avg = [torch.zeros_like(p) for p in self.params]
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for p, square_avg in zip(self.params, self.square_avg):
+            if p.grad is None:
+                continue
+            square_avg.mul_(self.alpha).addcmul_(p.grad, p.grad, value=1.0 - self.alpha)
+            p.addcdiv_(p.grad, square_avg.sqrt().add_(self.eps), value=-self.lr)
+        self.steps += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "steps": self.steps,
+                "square_avg": [v.clone() for v in self.square_avg]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.lr, self.alpha, self.eps = float(state["lr"]), float(state["alpha"]), float(state["eps"])
+        self.steps = int(state["steps"])
+        for target, saved in zip(self.square_avg, state["square_avg"]):
+            target.copy_(saved)
+
+
 def decayed_value(start: float, decay: float, count: int, floor: float = 0.0) -> float:
     """start x (1 - decay)^count, not below ``floor`` (the epsilon and learning-rate schedules)."""
     return max(floor, start * (1.0 - decay) ** count)
@@ -285,8 +334,8 @@ class DQNAgent:
         self.q_network.to(self.device)
         self.target_network = copy.deepcopy(self.q_network)
         self.target_network.requires_grad_(False)
-        self.optimizer = torch.optim.RMSprop(self.q_network.parameters(), lr=config.learning_rate,
-                                             alpha=config.rmsprop_alpha, eps=config.rmsprop_eps)
+        self.optimizer = RMSprop(self.q_network.parameters(), lr=config.learning_rate, alpha=config.rmsprop_alpha,
+                                 eps=config.rmsprop_eps)
         self.steps = 0               # slots played (twin and physical)
         self.episodes = 0            # episodes finished (twin and physical)
         self.gradient_updates = 0    # TD updates applied
@@ -342,8 +391,7 @@ class DQNAgent:
             ``{"td_loss", "q_value"}``: the batch loss and the mean Q of the taken actions.
         """
         c = self.config
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate
+        self.optimizer.lr = self.learning_rate
         q_taken = self.q_network(batch.state).gather(1, batch.action.unsqueeze(1)).squeeze(1)
         with torch.no_grad():
             next_target = self.target_network(batch.next_state)
@@ -357,7 +405,7 @@ class DQNAgent:
             loss = nn.functional.mse_loss(q_taken, target)
         else:
             loss = nn.functional.smooth_l1_loss(q_taken, target)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         loss.backward()
         if c.grad_clip_norm is not None:
             nn.utils.clip_grad_norm_(self.q_network.parameters(), c.grad_clip_norm)
@@ -504,6 +552,16 @@ class SharedLinkView:
 # =====================================================================================================
 # 6. The physical side
 # =====================================================================================================
+#
+# The trainer drives any object with twin.network.PhysicalNetwork's contract: ``batch_size``, ``num_links``,
+# ``reset(seed) -> [B, N, 6]`` and ``step(action [B, N] int64) -> StepResult`` whose info carries
+# ``scheduled`` ([B, N] bool, the transition mask) and ``truncated`` ([B] bool, the episode's last slot).
+# Optional hooks, each used only when present:
+#   * ``measured_phi() -> float | None``: phi measured since the last reset (PhiReporter below); needed for
+#     ``sync_phi`` and ``calibration_episodes``;
+#   * ``context_network``: a LinkAdaptationNetwork holding the physical network's current deployment, which a
+#     twin with ``twin_context = "mirror"`` copies at the start of its episodes;
+#   * ``state_dict()`` / ``load_state_dict(state)``: state of the physical side saved in checkpoints.
 
 @runtime_checkable
 class PhiReporter(Protocol):
@@ -722,13 +780,11 @@ class ContinualTrainer:
         out_dir: where metrics, checkpoints and the final policy go (``None``: nothing written).
         before_episode: called as ``before_episode(trainer, episode, source)`` before each episode (used by
             experiments that change the physical network over time).
-        progress: called as ``progress(trainer, episode, metrics)`` after each episode.
     """
 
     def __init__(self, config: DQNConfig, twin: LinkAdaptationNetwork, physical: PhysicalNetwork,
                  view: Any = None, out_dir: str | os.PathLike[str] | None = None,
-                 before_episode: Callable[["ContinualTrainer", int, str], None] | None = None,
-                 progress: Callable[["ContinualTrainer", int, dict[str, Any]], None] | None = None) -> None:
+                 before_episode: Callable[["ContinualTrainer", int, str], None] | None = None) -> None:
         if twin.batch_size != config.num_envs:
             raise ValueError(f"the twin has {twin.batch_size} networks but num_envs={config.num_envs}")
         if twin.num_links != physical.num_links:
@@ -750,7 +806,6 @@ class ContinualTrainer:
                              "(wrap the analytic one in AnalyticPhiProbe)")
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.before_episode = before_episode
-        self.progress = progress
         self.episode = 0                      # episodes of Algorithm 2 finished (calibration excluded)
         self.calibrated = 0                   # calibration episodes finished
         self.twin_phi: float | None = None    # phi the twin was last set to from a measurement
@@ -863,8 +918,6 @@ class ContinualTrainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as stream:
                 stream.write(json.dumps(metrics) + "\n")
-        if self.progress is not None:
-            self.progress(self, episode, metrics)
         return metrics
 
     def set_twin_phi(self, phi: float) -> None:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from agents.dqn import (AnalyticPhiProbe, ContinualTrainer, DQNAgent, DQNConfig, DQNPolicy, SharedLinkView,
+from agents.dqn import (AnalyticPhiProbe, ContinualTrainer, DQNAgent, DQNConfig, DQNPolicy, RMSprop, SharedLinkView,
                         decayed_value, evaluate_policy)
 from agents.policy import Policy
 from agents.replay import SOURCE_PHYSICAL, SOURCE_TWIN, ReplayMemory, TransitionBatch
@@ -177,7 +177,7 @@ def test_epsilon_and_learning_rate_follow_their_factors():
     batch = TransitionBatch(torch.randn(8, 6), torch.zeros(8, dtype=torch.long), torch.zeros(8), torch.randn(8, 6),
                             torch.zeros(8, dtype=torch.bool), torch.zeros(8, dtype=torch.uint8))
     agent.learn(batch)
-    assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(5e-3 * (1 - 1e-3) ** 2000)
+    assert agent.optimizer.lr == pytest.approx(5e-3 * (1 - 1e-3) ** 2000)
     # Switching units: per-episode epsilon, per-step learning rate.
     swapped = DQNAgent(DQNConfig(epsilon_decay_unit="episode", learning_rate_decay_unit="step"), 6, 48)
     swapped.steps, swapped.episodes = 300, 7
@@ -201,6 +201,22 @@ def test_physical_exploration_is_capped():
     metrics = trainer.run()
     assert metrics[0]["charts/epsilon"] == pytest.approx(0.7)
     assert metrics[2]["source"] == "physical" and metrics[2]["charts/epsilon"] == pytest.approx(0.05)
+
+
+def test_rmsprop_matches_torch():
+    torch.manual_seed(0)
+    ours, reference = torch.nn.Linear(6, 5), torch.nn.Linear(6, 5)
+    reference.load_state_dict(ours.state_dict())
+    optimiser = RMSprop(ours.parameters(), lr=5e-3, alpha=0.99, eps=1e-8)
+    reference_optimiser = torch.optim.RMSprop(reference.parameters(), lr=5e-3, alpha=0.99, eps=1e-8)
+    for step in range(5):
+        x = torch.randn(16, 6)
+        for model, opt in ((ours, optimiser), (reference, reference_optimiser)):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+    for a, b in zip(ours.parameters(), reference.parameters()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-7)
 
 
 def test_config_rejects_bad_values_naming_what_is_allowed():

@@ -29,8 +29,9 @@ def _assert_same_state(a: ContinualTrainer, b: ContinualTrainer) -> None:
         assert torch.equal(x, y)
     for x, y in zip(a.agent.target_network.parameters(), b.agent.target_network.parameters()):
         assert torch.equal(x, y)
-    opt_a, opt_b = a.agent.optimizer.state_dict()["state"], b.agent.optimizer.state_dict()["state"]
-    assert all(torch.equal(opt_a[k]["square_avg"], opt_b[k]["square_avg"]) for k in opt_a)
+    opt_a, opt_b = a.agent.optimizer.state_dict(), b.agent.optimizer.state_dict()
+    assert all(torch.equal(x, y) for x, y in zip(opt_a["square_avg"], opt_b["square_avg"]))
+    assert opt_a["steps"] == opt_b["steps"] > 0 and opt_a["lr"] == opt_b["lr"]
     assert all(torch.equal(x, y) for x, y in zip(a.memory.transitions(), b.memory.transitions()))
     assert a.memory.added == b.memory.added
     assert (a.agent.steps, a.agent.episodes, a.agent.gradient_updates) == \
