@@ -40,7 +40,7 @@ class LoopbackRadio(Radio):
             rx_gain_db=Range(-10.0, 73.0, unit="dB"), dac_bits=32, adc_bits=32, loopback=True)
 
     def _apply(self, settings: RadioSettings) -> None:
-        pass
+        """An ideal loopback has no hardware to tune."""
 
     def _transmit(self, samples: np.ndarray, cyclic: bool) -> None:
         self._buffer = samples.copy()

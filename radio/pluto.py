@@ -78,13 +78,10 @@ class PlutoRadio(Radio):
 
     def identity(self) -> dict[str, Any]:
         ident = {**super().identity(), "uri": self.uri}
-        try:
-            ident["serial"] = self._sdr.ctx.attrs.get("hw_serial")
-        except Exception:  # noqa: BLE001 - older pyadi-iio names the context differently
-            try:
-                ident["serial"] = self._sdr._ctx.attrs.get("hw_serial")
-            except Exception:  # noqa: BLE001
-                pass
+        ctx = getattr(self._sdr, "ctx", None) or getattr(self._sdr, "_ctx", None)  # older pyadi-iio: _ctx
+        attrs = getattr(ctx, "attrs", None)
+        if isinstance(attrs, dict):
+            ident["serial"] = attrs.get("hw_serial")
         return ident
 
     def temperature_c(self) -> float | None:

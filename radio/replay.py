@@ -43,13 +43,13 @@ class ReplayRadio(Radio):
         return {**super().identity(), "path": self.recording.meta_path, "samples": int(self.recording.samples.size)}
 
     def _apply(self, settings: RadioSettings) -> None:
-        pass
+        """Nothing to tune: the recording is what it is; the settings only label the metadata."""
 
     def _transmit(self, samples: np.ndarray, cyclic: bool) -> None:
         raise RadioConfigError(f"radio {self.name!r} replays a recording and cannot transmit")
 
     def _stop_transmit(self) -> None:
-        pass
+        """Never transmits, so there is nothing to stop."""
 
     def _receive(self, num_samples: int, timeout_s: float) -> Reception:
         data = self.recording.samples
