@@ -22,6 +22,13 @@ _COMMAND_MODULES = {
     "analyze": "testbed.cmd_analyze",
     "train": "testbed.cmd_train",
     "repro": "testbed.cmd_repro",
+    "calibrate": "testbed.cmd_calibrate",
+    "calibrations": "testbed.cmd_calibrate",
+    "run": "testbed.cmd_run",
+    "eval": "testbed.cmd_run",
+    "serve": "testbed.cmd_serve",
+    "keys": "testbed.cmd_serve",
+    "bench": "testbed.cmd_bench",
 }
 
 
