@@ -610,6 +610,20 @@ def receive_slot(samples: np.ndarray, plan: SlotPlan, slot_index: int = 0, *, re
     return SlotReport(plan, slot_index, sync, reports, 10.0 * np.log10(np.maximum(rb_power, 1e-30)))
 
 
+def rb_power_profile(samples: np.ndarray, plan: SlotPlan, sync: SyncResult) -> np.ndarray:
+    """Mean power per RE of every RB of ``plan``'s carrier, symbols 1..13, at a given timing and CFO.
+
+    Measures a buffer with the timing of another one (e.g. the noise floor of a capture with the transmitter off,
+    at the timing found while it was on). ``samples``: complex ``[n]`` at ``plan.rate_hz``; ``sync``: from
+    :func:`receive_slot` or :func:`synchronise`. Returns float64 ``[N_RB]``, linear, re ``re_scale^2`` (the units of
+    :attr:`SlotReport.rb_power_db`).
+    """
+    geo = geometry(plan)
+    x = np.asarray(samples).astype(np.complex128, copy=False)
+    y_full, _ = _demodulate(x, plan, sync.start, sync.cfo_hz)
+    return np.mean(np.abs(y_full[1:, :][:, geo.rb_bins]) ** 2, axis=(0, 2)) / geo.re_scale ** 2
+
+
 def _adjacent(rbs: Sequence[int], n_rb: int, rb_power: np.ndarray, own: float) -> list[AdjacentPower]:
     width = len(rbs)
     lo, hi = min(rbs), max(rbs)

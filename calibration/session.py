@@ -1,0 +1,497 @@
+"""A calibration session on real or simulated radios: sweeps, fits and one self-contained record.
+
+What is measured (every directed pair of the radios given; a radio that can hear itself also in loopback):
+
+1. **EVM versus TX power.** Each transmitter sends a full-band OFDM slot (QPSK, pilots) cyclically at several
+   levels; every listener (the other radios, and the transmitter itself when it supports loopback) receives the
+   same air time. From each receiver's equalised symbols ``e = y_eq - s`` the session keeps the error power
+   ``mean |e|^2`` and, for every two receivers of the same transmission, ``Re mean(e_1 conj(e_2))``: the part of
+   the error the receivers share, which is the transmitter's distortion. :func:`calibration.fit.fit_kappa` solves
+   for kappa_t of each transmitter and kappa_r of each receiver.
+2. **Leakage between RB groups** (the twin's RRB-level ACIR): a transmitter sends one link on a group of RBs in
+   the middle of the carrier; the receiver measures the power on the groups at offsets +-1 and +-2 (the same FFT
+   timing, noise floor from a capture with the transmitter off removed).
+3. **ACLR, ACS and ACIR** (TS 36.104 / 38.104 definitions): the transmitter sends the carrier at a wide sample rate;
+   the receiver measures ACLR1/2 on a wide capture (noise floor removed), then tunes its narrow channel to the
+   adjacent channels to measure how much of the transmitter lands there (ACIR); ACS = 1 / (1/ACIR - 1/ACLR).
+4. **phi** against the twin's nominal model (its paper defaults unless told): phi_hwi from the distortion
+   (kt^2 + kr^2 of every directed pair of different radios, per power) against nominal kappa; phi_aci from the
+   RB-group leakage against the nominal ACIR1/ACIR2 (a victim with occupied neighbours at +-1 and +-2); the joint
+   phi from their sum.
+
+Robustness: a sweep point that fails (timeout, lost sync, clipping) is retried ``retries`` times, then dropped
+and noted in the record. Nothing is written here: the caller stores the record in one transaction.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from calibration.fit import Estimate, EvmObservation, KappaFit, combine_phi, fit_kappa, fit_ratio
+from calibration.measurements import band_power, power_spectral_density
+from radio.base import Radio
+from radio.errors import RadioFault, RadioTimeout
+from radio.ofdm import Link, SlotPlan, build_slot, numerology, receive_slot
+from radio.ofdm.receiver import rb_power_profile
+
+__all__ = ["CalibrationSettings", "Nominal", "SweepPointFailed", "run_calibration", "settings_key"]
+
+
+@dataclass(frozen=True)
+class Nominal:
+    """The twin's nominal hardware model that phi is measured against (the paper's defaults)."""
+
+    kappa_t: float = 0.05
+    """Nominal TX EVM (ratio)."""
+    kappa_r: float = 0.05
+    """Nominal RX EVM (ratio)."""
+    acir1_db: float = 30.0
+    """Nominal ACIR towards the first adjacent RRB (dB)."""
+    acir2_db: float = 45.0
+    """Nominal ACIR towards the second adjacent RRB (dB)."""
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """What a calibration session sweeps. Defaults take about 20 s on two simulated radios."""
+
+    numerology: str = "lte5"
+    """Carrier of the sweeps (the OFDM link's numerology names)."""
+    lo_hz: float = 2.45e9
+    """Carrier frequency (Hz); must lie in the TX guard's allowed bands."""
+    tx_gain_db: float | None = None
+    """TX gain during the sweeps (dB); None keeps each radio's configured gain."""
+    rx_gain_db: float | None = None
+    """RX gain during the sweeps (dB); None keeps each radio's configured gain."""
+    evm_levels_db: tuple[float, ...] = (-18.0, -15.0, -12.0, -9.0, -6.0, -3.0, 0.0)
+    """Slot power of the EVM sweep relative to a fully loaded slot at the plan's back-off (dB; 0 = RMS -12 dBFS)."""
+    leakage_levels_db: tuple[float, ...] = (-4.0, 0.0, 4.0, 8.0)
+    """Power of the single RB group of the leakage sweep (dB re the slot's full power per RE)."""
+    aclr_levels_db: tuple[float, ...] = (-15.0, -10.0, -5.0, -2.0, 0.0)
+    """Carrier power of the ACLR sweep (dB re a fully loaded slot at the plan's back-off)."""
+    slots_per_point: int = 2
+    """Slots measured per EVM point (their averages are one observation each)."""
+    rb_group: int = 3
+    """RBs per group in the leakage sweep (one twin RRB)."""
+    wide_rate_sps: float = 30.72e6
+    """Sample rate of the ACLR captures (must reach the second adjacent channel)."""
+    aclr_capture_slots: int = 6
+    """Slot lengths (at the wide rate) captured for each ACLR point."""
+    loopback: bool | None = None
+    """Use loopback (a radio hearing its own transmission) where the radio supports it; None: where supported."""
+    retries: int = 2
+    """Extra attempts of a failed sweep point before it is dropped."""
+    nominal: Nominal = field(default_factory=Nominal)
+    """The twin's nominal model for phi."""
+
+    def __post_init__(self) -> None:
+        if self.slots_per_point < 1:
+            raise ValueError(f"slots_per_point = {self.slots_per_point}; allowed: >= 1")
+        if len(self.evm_levels_db) < 3:
+            raise ValueError(f"evm_levels_db {self.evm_levels_db}: at least 3 levels are needed for the fit")
+        if self.retries < 0:
+            raise ValueError(f"retries = {self.retries}; allowed: >= 0")
+        numerology(self.numerology)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def settings_key(settings: CalibrationSettings, rate_sps: float) -> str:
+    """What must match for a stored record to be reused: carrier, rate and gains."""
+    return (f"{settings.numerology}|lo={settings.lo_hz:.0f}|rate={rate_sps:.0f}|"
+            f"txg={settings.tx_gain_db}|rxg={settings.rx_gain_db}")
+
+
+class SweepPointFailed(RuntimeError):
+    """A sweep point could not be measured (lost sync, clipping, nothing received)."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------------------------
+
+def _full_band_plan(num: str, level_db: float, rate_sps: float | None = None, tx_id: int = 0) -> SlotPlan:
+    n_rb = numerology(num).n_rb
+    return SlotPlan(num, (Link("cal", tuple(range(n_rb)), "qpsk", "1/2", level_db),), tx_id=tx_id,
+                    sample_rate_hz=rate_sps, payload_seed=7919)
+
+
+def _group_plan(num: str, level_db: float, group: int) -> tuple[SlotPlan, int]:
+    n_rb = numerology(num).n_rb
+    centre = n_rb // 2 - group // 2
+    return SlotPlan(num, (Link("leak", tuple(range(centre, centre + group)), "qpsk", "1/2", level_db),),
+                    payload_seed=7927), centre
+
+
+def _rms_power(plan: SlotPlan) -> float:
+    """RMS power (re full scale) of the plan's waveform as the slot scaling defines it."""
+    n_rb = plan.numerology.n_rb
+    used = sum(len(l.rbs) * 10 ** (l.power_db / 10) for l in plan.links)
+    return 10 ** (-plan.backoff_db / 10) * used / n_rb
+
+
+def _retry(attempts: int, notes: list[str], what: str, action: Callable[[], Any]) -> Any:
+    last: Exception | None = None
+    for attempt in range(attempts + 1):
+        try:
+            return action()
+        except (SweepPointFailed, RadioTimeout, RadioFault, ValueError) as e:
+            last = e
+    notes.append(f"dropped {what} after {attempts + 1} attempts: {type(last).__name__}: {last}")
+    return None
+
+
+def _check_clean(radio: Radio, report: Any, meta: Any) -> None:
+    if getattr(report, "clipped", 0):
+        raise SweepPointFailed(f"{radio.name}: {report.clipped} TX samples clipped")
+    if getattr(meta, "clip_count", 0):
+        raise SweepPointFailed(f"receiver clipped {meta.clip_count} samples (lower the RX gain)")
+    if getattr(meta, "overflow_count", 0):
+        raise SweepPointFailed(f"receiver overflowed {meta.overflow_count} times")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Sweeps
+# --------------------------------------------------------------------------------------------------------------
+
+def _evm_sweep(radios: Mapping[str, Radio], listeners: Mapping[str, list[str]], s: CalibrationSettings,
+               notes: list[str], raw: list[dict[str, Any]], tick: Callable[[], None],
+               constellation: dict[str, Any]) -> list[EvmObservation]:
+    obs: list[EvmObservation] = []
+    for tx_name, tx in radios.items():
+        for level in s.evm_levels_db:
+            plan = _full_band_plan(s.numerology, level)
+            sent = build_slot(plan, 0)
+            power = _rms_power(plan)
+            for slot in range(s.slots_per_point):
+                def point() -> list[EvmObservation]:
+                    report = tx.transmit(sent.waveform, cyclic=True, occupied_bw_hz=plan.occupied_bw_hz)
+                    errors: dict[str, np.ndarray] = {}
+                    captures = {}
+                    for rx_name in listeners[tx_name]:
+                        samples, meta = radios[rx_name].receive(2 * plan.slot_length + 64)
+                        _check_clean(tx, report, meta)
+                        captures[rx_name] = samples
+                    first: int | None = None
+                    for rx_name, samples in captures.items():
+                        if first is not None:
+                            # Every receiver analyses the same repetition of the cyclic slot (the same air time),
+                            # so that the transmitter's distortion is the same in all of them.
+                            samples = samples[max(first - 32, 0): first + plan.slot_length + 32]
+                        rep = receive_slot(samples, plan, 0, reference=sent, keep_symbols=True, decode=False)
+                        if first is None:
+                            first = rep.sync.start
+                        link = rep.links[0]
+                        if link.equalized is None or not np.isfinite(link.evm) or link.evm > 0.7:
+                            raise SweepPointFailed(f"{tx_name}->{rx_name}: lost sync (EVM {link.evm:.2f})")
+                        errors[rx_name] = link.equalized.astype(np.complex128) - link.sent
+                        if tx_name != rx_name and level == max(s.evm_levels_db):
+                            keep = link.equalized[:1200]
+                            constellation[f"{tx_name}->{rx_name}"] = {
+                                "level_db": level, "i": np.round(keep.real, 4).tolist(),
+                                "q": np.round(keep.imag, 4).tolist()}
+                    got = []
+                    names = sorted(errors)
+                    for rx_name in names:
+                        e = errors[rx_name]
+                        got.append(EvmObservation("total", tx_name, rx_name, None, power, float(np.mean(np.abs(e) ** 2)),
+                                                  e.size))
+                    for i, a in enumerate(names):
+                        for b in names[i + 1:]:
+                            c = float(np.real(np.mean(errors[a] * np.conj(errors[b]))))
+                            got.append(EvmObservation("cross", tx_name, a, b, power, c, errors[a].size))
+                    return got
+
+                got = _retry(s.retries, notes, f"EVM point {tx_name} level {level:g} dB slot {slot}", point)
+                tick()
+                if got:
+                    obs.extend(got)
+                    raw.extend({"sweep": "evm", "level_db": level, **asdict(o)} for o in got)
+        tx.stop_transmit()
+    return obs
+
+
+def _leakage_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]], s: CalibrationSettings,
+                   notes: list[str], raw: list[dict[str, Any]], tick: Callable[[], None]) -> list[dict[str, Any]]:
+    points = []
+    for tx_name, rx_name in pairs:
+        tx, rx = radios[tx_name], radios[rx_name]
+        for level in s.leakage_levels_db:
+            plan, first = _group_plan(s.numerology, level, s.rb_group)
+            sent = build_slot(plan, 0)
+            g = s.rb_group
+
+            def point() -> dict[str, Any]:
+                report = tx.transmit(sent.waveform, cyclic=True, occupied_bw_hz=plan.occupied_bw_hz)
+                samples, meta = rx.receive(2 * plan.slot_length + 64)
+                _check_clean(tx, report, meta)
+                rep = receive_slot(samples, plan, 0, reference=sent, decode=False)
+                if not np.isfinite(rep.links[0].evm) or rep.links[0].evm > 0.7:
+                    raise SweepPointFailed(f"{tx_name}->{rx_name}: lost sync")
+                on = rb_power_profile(samples, plan, rep.sync)
+                tx.stop_transmit()
+                quiet, meta2 = rx.receive(2 * plan.slot_length + 64)
+                off = rb_power_profile(quiet, plan, rep.sync)
+                net = np.clip(on - off, 0.0, None)
+                own = float(np.mean(net[first:first + g]))
+                if own <= 0:
+                    raise SweepPointFailed(f"{tx_name}->{rx_name}: no power on the transmitted group")
+                ratio = {}
+                for k in (-2, -1, 1, 2):
+                    lo = first + k * g
+                    if lo < 0 or lo + g > net.size:
+                        raise SweepPointFailed(f"group at offset {k} falls outside the carrier")
+                    ratio[k] = float(np.mean(net[lo:lo + g])) / own
+                return {"sweep": "leakage", "tx": tx_name, "rx": rx_name, "level_db": level,
+                        "leak": {str(k): v for k, v in ratio.items()}, "own_power": own,
+                        "noise_per_re": float(np.mean(off))}
+
+            got = _retry(s.retries, notes, f"leakage point {tx_name}->{rx_name} level {level:g} dB", point)
+            tick()
+            if got:
+                points.append(got)
+                raw.append(got)
+        tx.stop_transmit()
+    return points
+
+
+def _narrow_power(radio: Radio, lo_hz: float, n: int, width_hz: float) -> float:
+    radio.configure(rx_lo_hz=lo_hz)
+    radio.receive(n // 4)  # flush the retune
+    samples, meta = radio.receive(n)
+    if meta.clip_count:
+        raise SweepPointFailed(f"receiver clipped {meta.clip_count} samples at LO {lo_hz / 1e6:g} MHz")
+    f, p = power_spectral_density(samples, radio.settings.rate_sps, nfft=1024)
+    return band_power(f, p, 0.0, width_hz)
+
+
+def _aclr_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]], s: CalibrationSettings,
+                narrow_rate: float, notes: list[str], raw: list[dict[str, Any]],
+                tick: Callable[[], None]) -> list[dict[str, Any]]:
+    num = numerology(s.numerology)
+    width = num.n_rb * 12 * num.scs_hz          # BW_Config
+    spacing = num.channel_bw_hz
+    points = []
+    for tx_name, rx_name in pairs:
+        tx, rx = radios[tx_name], radios[rx_name]
+        base = {name: radios[name].settings for name in (tx_name, rx_name)}
+        try:
+            for level in s.aclr_levels_db:
+                plan = _full_band_plan(s.numerology, level, rate_sps=s.wide_rate_sps, tx_id=1)
+                sent = build_slot(plan, 0)
+                n_wide = s.aclr_capture_slots * plan.slot_length
+                n_narrow = int(round(narrow_rate * 2e-3))
+
+                def point() -> dict[str, Any]:
+                    tx.configure(rate_sps=s.wide_rate_sps, bandwidth_hz=min(s.wide_rate_sps,
+                                                                             tx.capabilities.bandwidth_hz.high))
+                    rx.configure(rate_sps=s.wide_rate_sps, rx_lo_hz=s.lo_hz,
+                                 bandwidth_hz=min(s.wide_rate_sps, rx.capabilities.bandwidth_hz.high))
+                    tx.stop_transmit()
+                    rx.receive(n_wide // 4)
+                    quiet, _ = rx.receive(n_wide)
+                    report = tx.transmit(sent.waveform, cyclic=True, occupied_bw_hz=plan.occupied_bw_hz)
+                    wide, meta = rx.receive(n_wide)
+                    _check_clean(tx, report, meta)
+                    f, p_on = power_spectral_density(wide, s.wide_rate_sps, nfft=4096)
+                    _, p_off = power_spectral_density(quiet, s.wide_rate_sps, nfft=4096)
+                    net = np.clip(p_on - p_off, 0.0, None)
+                    main = band_power(f, net, 0.0, width)
+                    if main <= 0:
+                        raise SweepPointFailed(f"{tx_name}->{rx_name}: nothing received in the channel")
+                    adj = {k: band_power(f, net, k * spacing, width) for k in (-2, -1, 1, 2)}
+                    aclr = {k: 10 * math.log10(main / max(v, main * 1e-12)) for k, v in adj.items()}
+                    # Narrow captures: the receiver on its own channel, then on each adjacent channel.
+                    rx.configure(rate_sps=narrow_rate, bandwidth_hz=min(max(width, rx.capabilities.bandwidth_hz.low),
+                                                                        rx.capabilities.bandwidth_hz.high))
+                    tx.stop_transmit()
+                    noise = {k: _narrow_power(rx, s.lo_hz + k * spacing, n_narrow, width) for k in (0, -1, 1, -2, 2)}
+                    tx.transmit(sent.waveform, cyclic=True, occupied_bw_hz=plan.occupied_bw_hz)
+                    heard = {k: _narrow_power(rx, s.lo_hz + k * spacing, n_narrow, width) for k in (0, -1, 1, -2, 2)}
+                    wanted = heard[0] - noise[0]
+                    if wanted <= 0:
+                        raise SweepPointFailed(f"{tx_name}->{rx_name}: nothing received in the narrow channel")
+                    acir = {k: 10 * math.log10(wanted / max(heard[k] - noise[k], wanted * 1e-12))
+                            for k in (-2, -1, 1, 2)}
+                    tx.stop_transmit()
+                    # A decimated spectrum for the report (dB re the channel's peak density).
+                    step = max(f.size // 512, 1)
+                    spectrum = {"freq_hz": f[::step].tolist(),
+                                "psd_db": (10 * np.log10(np.maximum(p_on[::step], 1e-30))).round(2).tolist(),
+                                "noise_db": (10 * np.log10(np.maximum(p_off[::step], 1e-30))).round(2).tolist(),
+                                "channel_bw_hz": spacing, "measurement_bw_hz": width}
+                    return {"sweep": "aclr", "tx": tx_name, "rx": rx_name, "level_db": level, "spectrum": spectrum,
+                            "channel_power_dbfs": 10 * math.log10(main),
+                            "aclr_db": {str(k): v for k, v in aclr.items()},
+                            "acir_db": {str(k): v for k, v in acir.items()}}
+
+                got = _retry(s.retries, notes, f"ACLR point {tx_name}->{rx_name} level {level:g} dB", point)
+                tick()
+                if got:
+                    points.append(got)
+                    raw.append(got)
+        finally:
+            tx.stop_transmit()
+            for name, st in base.items():
+                radios[name].configure(rate_sps=st.rate_sps, bandwidth_hz=st.bandwidth_hz, rx_lo_hz=st.rx_lo_hz)
+    return points
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Summaries
+# --------------------------------------------------------------------------------------------------------------
+
+def _db_from_linear_ratios(values: Sequence[float]) -> float | None:
+    vals = [v for v in values if v > 0]
+    return 10 * math.log10(1.0 / float(np.mean(vals))) if vals else None
+
+
+def _acs(acir_db: float, aclr_db: float) -> float | None:
+    inv = 10 ** (-acir_db / 10) - 10 ** (-aclr_db / 10)
+    return 10 * math.log10(1.0 / inv) if inv > 0 else None
+
+
+def _summarise_aclr(points: list[dict[str, Any]]) -> dict[str, Any]:
+    by_pair: dict[str, list[dict[str, Any]]] = {}
+    for p in points:
+        by_pair.setdefault(f"{p['tx']}->{p['rx']}", []).append(p)
+    out: dict[str, Any] = {}
+    for pair, pts in by_pair.items():
+        rows = []
+        for p in pts:
+            a, c = p["aclr_db"], p["acir_db"]
+            aclr1, aclr2 = min(a["-1"], a["1"]), min(a["-2"], a["2"])
+            acir1, acir2 = min(c["-1"], c["1"]), min(c["-2"], c["2"])
+            rows.append({"level_db": p["level_db"], "channel_power_dbfs": p["channel_power_dbfs"],
+                         "aclr1_db": aclr1, "aclr2_db": aclr2, "acir1_db": acir1, "acir2_db": acir2,
+                         "acs1_db": _acs(acir1, aclr1), "acs2_db": _acs(acir2, aclr2)})
+        out[pair] = rows
+    return out
+
+
+def run_calibration(radios: Mapping[str, Radio], settings: CalibrationSettings | None = None, *,
+                    progress: Callable[[int], None] | None = None,
+                    on_total: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Calibrate ``radios`` (two or more, opened and not transmitting) and return the record.
+
+    Args:
+        radios: name -> radio.
+        settings: the sweeps (default :class:`CalibrationSettings`).
+        progress: called with 1 after each sweep point (for a progress bar).
+        on_total: called once with the number of sweep points.
+
+    Returns:
+        A JSON-able mapping: ``results`` (kappa per radio with 95 % intervals, the twin's parameters, ACLR/ACS/ACIR
+        per pair and power, RB-group leakage, phi_aci/phi_hwi/phi with intervals), ``raw`` (every sweep point),
+        ``notes`` (dropped points, assumptions), ``meta`` (radios, settings, temperature, duration).
+
+    Raises:
+        ValueError: fewer than two radios, or so many dropped points that nothing can be fitted.
+    """
+    s = settings or CalibrationSettings()
+    names = list(radios)
+    if len(names) < 2:
+        raise ValueError(f"calibration needs at least two radios, got {names}")
+    started = time.time()
+    num = numerology(s.numerology)
+    rate = num.sample_rate_hz
+    for name, radio in radios.items():
+        caps = radio.capabilities
+        changes: dict[str, Any] = {"lo_hz": s.lo_hz, "rx_lo_hz": None, "rate_sps": rate,
+                                   "bandwidth_hz": min(max(num.channel_bw_hz, caps.bandwidth_hz.low),
+                                                       caps.bandwidth_hz.high)}
+        if s.tx_gain_db is not None:
+            changes["tx_gain_db"] = s.tx_gain_db
+        if s.rx_gain_db is not None:
+            changes["rx_gain_db"] = s.rx_gain_db
+        radio.configure(**changes)
+    loop = {n: (radios[n].capabilities.loopback if s.loopback is None else s.loopback) for n in names}
+    listeners = {t: [r for r in names if r != t or loop[t]] for t in names}
+    pairs = [(t, r) for t in names for r in names if t != r]
+
+    n_points = (len(names) * len(s.evm_levels_db) * s.slots_per_point + len(pairs) * len(s.leakage_levels_db)
+                + len(pairs) * len(s.aclr_levels_db))
+    if on_total:
+        on_total(n_points)
+    tick = (lambda: progress(1)) if progress else (lambda: None)
+    notes: list[str] = []
+    raw: list[dict[str, Any]] = []
+    constellation: dict[str, Any] = {}
+    evm_obs = _evm_sweep(radios, listeners, s, notes, raw, tick, constellation)
+    leak_points = _leakage_sweep(radios, pairs, s, notes, raw, tick)
+    aclr_points = _aclr_sweep(radios, pairs, s, rate, notes, raw, tick)
+
+    kfit: KappaFit = fit_kappa(evm_obs)
+    notes.extend(kfit.notes)
+    nominal = s.nominal
+    # phi_hwi: distortion of every directed pair of different radios at every power, receiver noise removed.
+    hwi_measured, hwi_modelled, hwi_rows = [], [], []
+    nominal_hwi = nominal.kappa_t ** 2 + nominal.kappa_r ** 2
+    for o in evm_obs:
+        if o.kind != "total" or o.tx == o.rx:
+            continue
+        u = o.power / 10 ** (-12 / 10)
+        d = o.value - kfit.noise[f"{o.tx}->{o.rx}"] / u
+        hwi_measured.append(d)
+        hwi_modelled.append(nominal_hwi)
+        hwi_rows.append({"tx": o.tx, "rx": o.rx, "power": o.power, "distortion": d})
+    # phi_aci: leakage of an occupied neighbour at +-1 and +-2 groups, against the nominal ACIRs.
+    nominal_aci = 2 * 10 ** (-nominal.acir1_db / 10) + 2 * 10 ** (-nominal.acir2_db / 10)
+    aci_measured = [sum(p["leak"].values()) for p in leak_points]
+    aci_modelled = [nominal_aci] * len(aci_measured)
+    phi_hwi = (fit_ratio(hwi_measured, hwi_modelled, [f"{r['tx']}->{r['rx']}" for r in hwi_rows])
+               if len(hwi_measured) >= 2 else None)
+    phi_aci = (fit_ratio(aci_measured, aci_modelled, [f"{p['tx']}->{p['rx']}" for p in leak_points])
+               if len(aci_measured) >= 2 else None)
+    # Joint: a victim whose own AP and every neighbour transmit at the same power sees HWI + ACI; the paper's
+    # scalar phi is the deviation of that sum.
+    phi = combine_phi([(phi_hwi, nominal_hwi), (phi_aci, nominal_aci)]) if phi_hwi and phi_aci else None
+
+    # The twin's parameters: network averages over the AP-to-device directions actually measured.
+    ap_kt2 = float(np.mean([kfit.kappa_t[t].value ** 2 for t in names if t in kfit.kappa_t]))
+    dev_kr2 = float(np.mean([kfit.kappa_r[r].value ** 2 for r in names if r in kfit.kappa_r]))
+    leak1 = [v for p in leak_points for k, v in p["leak"].items() if abs(int(k)) == 1]
+    leak2 = [v for p in leak_points for k, v in p["leak"].items() if abs(int(k)) == 2]
+    rrb_acir1 = _db_from_linear_ratios(leak1)
+    rrb_acir2 = _db_from_linear_ratios(leak2)
+    twin = {"kappa_t": math.sqrt(ap_kt2), "kappa_r": math.sqrt(dev_kr2),
+            "acir1_db": rrb_acir1 if rrb_acir1 is not None else nominal.acir1_db,
+            "acir2_db": rrb_acir2 if rrb_acir2 is not None else nominal.acir2_db}
+    if rrb_acir1 is None or rrb_acir2 is None:
+        notes.append("no usable leakage points: the twin keeps the nominal ACIR1/ACIR2")
+    aclr = _summarise_aclr(aclr_points)
+    temps = [r.last_temperature_c for r in radios.values() if getattr(r, "last_temperature_c", None) is not None]
+    results = {
+        "kappa": kfit.as_dict(),
+        "twin": twin,
+        "rrb_acir_db": {"acir1_db": rrb_acir1, "acir2_db": rrb_acir2, "points": len(leak_points)},
+        "aclr": aclr,
+        "phi_hwi": phi_hwi.as_dict() if phi_hwi else None,
+        "phi_aci": phi_aci.as_dict() if phi_aci else None,
+        "phi": phi.as_dict() if phi else None,
+        "nominal": asdict(nominal),
+        "hwi_points": hwi_rows,
+        "constellation": constellation,
+    }
+    meta = {"radios": {n: radios[n].identity() for n in names}, "settings": s.as_dict(), "rate_sps": rate,
+            "settings_key": settings_key(s, rate), "loopback": loop, "duration_s": time.time() - started,
+            "started_at": started, "temperature_c": float(np.mean(temps)) if temps else None}
+    return {"results": results, "raw": {"points": raw}, "notes": notes, "meta": meta}
+
+
+def twin_parameters(record: Mapping[str, Any]) -> dict[str, float]:
+    """The mapping :func:`twin.from_calibration` reads, from a record's ``results``."""
+    return dict(record["twin"])
+
+
+def estimate(d: Mapping[str, Any] | None) -> Estimate | None:
+    """Rebuild an :class:`Estimate` from its ``as_dict`` form."""
+    if d is None:
+        return None
+    return Estimate(float(d["value"]), float(d["ci95"][0]), float(d["ci95"][1]), int(d["points"]))
