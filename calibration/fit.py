@@ -58,6 +58,9 @@ class EvmObservation:
     value: float
     samples: int
     """Resource elements averaged."""
+    sigma: float = math.nan
+    """Standard error of ``value`` (from the spread of the averaged products); NaN: unknown, then value / sqrt(samples)
+    stands in."""
 
 
 @dataclass
@@ -112,7 +115,7 @@ def fit_kappa(observations: Sequence[EvmObservation]) -> KappaFit:
 
     ``kt`` is the signal-proportional TX distortion (EVM), ``q`` the TX error that does not scale with the signal
     (DAC quantisation, LO leakage), ``a`` PA compression, ``kr`` the RX distortion and ``b`` the receiver's noise
-    relative to the signal. Rows are weighted by 1 / value (relative errors). Without cross rows the TX and RX
+    relative to the signal. Rows are weighted by 1 / their standard error. Without cross rows the TX and RX
     parts of a sum cannot be told apart (adding c to every kt^2 and removing it from every kr^2 changes nothing);
     the fit then splits each receiver's distortion equally and says so.
 
@@ -125,7 +128,7 @@ def fit_kappa(observations: Sequence[EvmObservation]) -> KappaFit:
     Raises:
         ValueError: too few observations to fit (the message says what is missing).
     """
-    obs = [o for o in observations if math.isfinite(o.value) and o.value > 0 and o.power > 0]
+    obs = [o for o in observations if math.isfinite(o.value) and (o.value > 0 or o.kind == "cross") and o.power > 0]
     if not obs:
         raise ValueError("no usable EVM observations (every sweep point failed or measured nothing)")
     txs = sorted({o.tx for o in obs})
@@ -159,7 +162,8 @@ def fit_kappa(observations: Sequence[EvmObservation]) -> KappaFit:
             row[index[f"b:{o.tx}->{o.rx}"]] = 1.0 / u
         rows.append(row)
         y.append(o.value)
-        w.append(1.0 / o.value)
+        sigma = o.sigma if math.isfinite(o.sigma) and o.sigma > 0 else abs(o.value) / math.sqrt(max(o.samples, 1))
+        w.append(1.0 / sigma)
     a = np.asarray(rows) * np.asarray(w)[:, None]
     rhs = np.asarray(y) * np.asarray(w)
     if not separated:

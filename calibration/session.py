@@ -68,14 +68,14 @@ class CalibrationSettings:
     """TX gain during the sweeps (dB); None keeps each radio's configured gain."""
     rx_gain_db: float | None = None
     """RX gain during the sweeps (dB); None keeps each radio's configured gain."""
-    evm_levels_db: tuple[float, ...] = (-18.0, -15.0, -12.0, -9.0, -6.0, -3.0, 0.0)
+    evm_levels_db: tuple[float, ...] = (-24.0, -21.0, -18.0, -15.0, -12.0, -9.0, -6.0, -3.0, 0.0)
     """Slot power of the EVM sweep relative to a fully loaded slot at the plan's back-off (dB; 0 = RMS -12 dBFS)."""
     leakage_levels_db: tuple[float, ...] = (-4.0, 0.0, 4.0, 8.0)
     """Power of the single RB group of the leakage sweep (dB re the slot's full power per RE)."""
     aclr_levels_db: tuple[float, ...] = (-15.0, -10.0, -5.0, -2.0, 0.0)
     """Carrier power of the ACLR sweep (dB re a fully loaded slot at the plan's back-off)."""
-    slots_per_point: int = 2
-    """Slots measured per EVM point (their averages are one observation each)."""
+    slots_per_point: int = 6
+    """Consecutive repetitions of the slot captured and averaged per EVM point (one transmission)."""
     rb_group: int = 3
     """RBs per group in the leakage sweep (one twin RRB)."""
     wide_rate_sps: float = 30.72e6
@@ -164,55 +164,64 @@ def _evm_sweep(radios: Mapping[str, Radio], listeners: Mapping[str, list[str]], 
                notes: list[str], raw: list[dict[str, Any]], tick: Callable[[], None],
                constellation: dict[str, Any]) -> list[EvmObservation]:
     obs: list[EvmObservation] = []
+    reps = s.slots_per_point
     for tx_name, tx in radios.items():
         for level in s.evm_levels_db:
             plan = _full_band_plan(s.numerology, level)
             sent = build_slot(plan, 0)
             power = _rms_power(plan)
-            for slot in range(s.slots_per_point):
-                def point() -> list[EvmObservation]:
-                    report = tx.transmit(sent.waveform, cyclic=True, occupied_bw_hz=plan.occupied_bw_hz)
-                    errors: dict[str, np.ndarray] = {}
-                    captures = {}
-                    for rx_name in listeners[tx_name]:
-                        samples, meta = radios[rx_name].receive(2 * plan.slot_length + 64)
-                        _check_clean(tx, report, meta)
-                        captures[rx_name] = samples
-                    first: int | None = None
+            length = plan.slot_length
+
+            def point() -> list[EvmObservation]:
+                report = tx.transmit(sent.waveform, cyclic=True, occupied_bw_hz=plan.occupied_bw_hz)
+                captures = {}
+                for rx_name in listeners[tx_name]:
+                    samples, meta = radios[rx_name].receive((reps + 1) * length + 64)
+                    _check_clean(tx, report, meta)
+                    captures[rx_name] = samples
+                errors: dict[str, list[np.ndarray]] = {name: [] for name in captures}
+                first: int | None = None
+                for rep_index in range(reps):
                     for rx_name, samples in captures.items():
-                        if first is not None:
-                            # Every receiver analyses the same repetition of the cyclic slot (the same air time),
-                            # so that the transmitter's distortion is the same in all of them.
-                            samples = samples[max(first - 32, 0): first + plan.slot_length + 32]
-                        rep = receive_slot(samples, plan, 0, reference=sent, keep_symbols=True, decode=False)
                         if first is None:
+                            rep = receive_slot(samples[: length + length // 2], plan, 0, reference=sent,
+                                               keep_symbols=True, decode=False)
                             first = rep.sync.start
+                        else:
+                            # Every receiver analyses the same repetitions of the cyclic slot (the same air time),
+                            # so that the transmitter's distortion is the same in all of them.
+                            at = first + rep_index * length
+                            rep = receive_slot(samples[max(at - 32, 0): at + length + 32], plan, 0, reference=sent,
+                                               keep_symbols=True, decode=False)
                         link = rep.links[0]
                         if link.equalized is None or not np.isfinite(link.evm) or link.evm > 0.7:
                             raise SweepPointFailed(f"{tx_name}->{rx_name}: lost sync (EVM {link.evm:.2f})")
-                        errors[rx_name] = link.equalized.astype(np.complex128) - link.sent
-                        if tx_name != rx_name and level == max(s.evm_levels_db):
+                        errors[rx_name].append(link.equalized.astype(np.complex128) - link.sent)
+                        if tx_name != rx_name and level == max(s.evm_levels_db) and rep_index == 0:
                             keep = link.equalized[:1200]
                             constellation[f"{tx_name}->{rx_name}"] = {
                                 "level_db": level, "i": np.round(keep.real, 4).tolist(),
                                 "q": np.round(keep.imag, 4).tolist()}
-                    got = []
-                    names = sorted(errors)
-                    for rx_name in names:
-                        e = errors[rx_name]
-                        got.append(EvmObservation("total", tx_name, rx_name, None, power, float(np.mean(np.abs(e) ** 2)),
-                                                  e.size))
-                    for i, a in enumerate(names):
-                        for b in names[i + 1:]:
-                            c = float(np.real(np.mean(errors[a] * np.conj(errors[b]))))
-                            got.append(EvmObservation("cross", tx_name, a, b, power, c, errors[a].size))
-                    return got
+                joined = {name: np.concatenate(e) for name, e in errors.items()}
+                got = []
+                names = sorted(joined)
+                for rx_name in names:
+                    e = joined[rx_name]
+                    sq = np.abs(e) ** 2
+                    got.append(EvmObservation("total", tx_name, rx_name, None, power, float(np.mean(sq)), e.size,
+                                              float(np.std(sq) / math.sqrt(e.size))))
+                for i, a in enumerate(names):
+                    for b in names[i + 1:]:
+                        c = np.real(joined[a] * np.conj(joined[b]))
+                        got.append(EvmObservation("cross", tx_name, a, b, power, float(np.mean(c)), c.size,
+                                                  float(np.std(c) / math.sqrt(c.size))))
+                return got
 
-                got = _retry(s.retries, notes, f"EVM point {tx_name} level {level:g} dB slot {slot}", point)
-                tick()
-                if got:
-                    obs.extend(got)
-                    raw.extend({"sweep": "evm", "level_db": level, **asdict(o)} for o in got)
+            got = _retry(s.retries, notes, f"EVM point {tx_name} level {level:g} dB", point)
+            tick()
+            if got:
+                obs.extend(got)
+                raw.extend({"sweep": "evm", "level_db": level, **asdict(o)} for o in got)
         tx.stop_transmit()
     return obs
 
@@ -415,7 +424,7 @@ def run_calibration(radios: Mapping[str, Radio], settings: CalibrationSettings |
     listeners = {t: [r for r in names if r != t or loop[t]] for t in names}
     pairs = [(t, r) for t in names for r in names if t != r]
 
-    n_points = (len(names) * len(s.evm_levels_db) * s.slots_per_point + len(pairs) * len(s.leakage_levels_db)
+    n_points = (len(names) * len(s.evm_levels_db) + len(pairs) * len(s.leakage_levels_db)
                 + len(pairs) * len(s.aclr_levels_db))
     if on_total:
         on_total(n_points)

@@ -131,7 +131,7 @@ def train(config_path: str | None, episodes: int | None, ota_every: int | None, 
           seed: int | None, num_envs: int | None, agent: str, out_dir: str | None, resume: bool,
           eval_episodes: int, as_json: bool) -> None:
     """Train the shared-DQN link-adaptation policy in the twin, every Z_k episodes on the physical network."""
-    from agents.baselines import MaxPowerCQIPolicy, RandomPolicy
+    from agents.baselines import MaxPowerCQIPolicy, OllaPolicy, RandomPolicy
     from agents.dqn import evaluate_policy
 
     for name, value, low in (("--episodes", episodes, 0), ("--ota-every", ota_every, 0), ("--num-envs", num_envs, 1),
@@ -192,7 +192,10 @@ def train(config_path: str | None, episodes: int | None, ota_every: int | None, 
         physical_network = trainer.physical.context_network
         eval_seed = trainer.config.seed + 10_000
         num_actions = trainer.twin.config.num_actions
-        for label, candidate in (("policy", policy), ("maxp-3gpp-cqi", MaxPowerCQIPolicy(trainer.twin.config.num_power_levels)),
+        twin_config = trainer.twin.config
+        for label, candidate in (("policy", policy), ("maxp-3gpp-cqi", MaxPowerCQIPolicy(twin_config.num_power_levels)),
+                                 ("olla", OllaPolicy(twin_config.num_power_levels,
+                                                     code_block_bits=twin_config.packet_bits)),
                                  ("random", RandomPolicy(num_actions, seed=eval_seed))):
             evaluation[label] = evaluate_policy(candidate, physical_network, eval_episodes, eval_seed).mean_reward
     played = [m for m in trainer.history if not m.get("calibration")]

@@ -42,7 +42,7 @@ def test_train_writes_a_resumable_run_and_reports_json(tmp_path):
     summary = json.loads(output.strip().splitlines()[-1])
     assert summary["episodes"] == 3 and summary["physical_episodes"] == 1
     assert summary["physical"] == {"kind": "analytic", "phi": 0.9}
-    assert set(summary["eval_mean_reward_mbps"]) == {"policy", "maxp-3gpp-cqi", "random"}
+    assert set(summary["eval_mean_reward_mbps"]) == {"policy", "maxp-3gpp-cqi", "olla", "random"}
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["source"] for m in metrics] == ["twin", "physical", "twin"]
     assert {"losses/td", "charts/sps", "charts/epsilon"} <= set(metrics[-1])
