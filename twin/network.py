@@ -304,7 +304,7 @@ class LinkAdaptationNetwork:
 
         rrb = self.rrb
         active = rrb >= 0
-        outcome = evaluate_slot(self.network_state(), power_w, modulation_index, code_rate_index)
+        outcome = self._play_slot(power_w, modulation_index, code_rate_index)
         terms = outcome.terms
         rate = outcome.rate
         reward = rate.sum(dim=-1)
@@ -416,6 +416,11 @@ class LinkAdaptationNetwork:
     def _require_reset(self) -> None:
         if not self._ready:
             raise RuntimeError("call reset() before using the network")
+
+    def _play_slot(self, power_w: torch.Tensor, modulation_index: torch.Tensor,
+                   code_rate_index: torch.Tensor) -> SlotOutcome:
+        """The physics of the coming slot for these decisions: the model here; an over-the-air runner measures it."""
+        return evaluate_slot(self.network_state(), power_w, modulation_index, code_rate_index)
 
     def _channel_quality_db(self) -> torch.Tensor:
         return self._quality_db

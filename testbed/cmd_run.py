@@ -1,0 +1,490 @@
+"""``testbed run`` and ``testbed eval``: the hardware-in-the-loop loop and the evaluation of a trained policy.
+
+``testbed run --radios sim0,sim1``:
+
+1. opens the radios (the TX guard applies to every transmission); the last radio named is the device (receiver),
+   the others are AP radios (see :mod:`testbed.ota` for the mapping and its limits);
+2. calibrates them, or reuses the newest calibration record of the same radios and settings younger than
+   ``--calibration-max-age`` (``--recalibrate`` forces a new one);
+3. builds the twin from the default twin config and the record (kappa_t, kappa_r, RB-group ACIR1/ACIR2);
+4. trains the shared DQN (Algorithm 2): twin episodes, and every Z_k-th episode an over-the-air episode with the
+   current policy and bounded exploration; OTA transitions enter the replay memory (tagged physical) and the
+   store; they update a running phi estimate and the twin's phi is set to it;
+5. evaluates the policy over the air against MaxP-3GPP-CQI, OLLA and random;
+6. writes the run directory: ``config.json`` (resolved config, versions, calibration id), ``metrics.jsonl``,
+   ``checkpoint.pt`` (after every episode, atomically), ``calibration.json``, ``policy.pt``, ``evaluation.json``,
+   ``summary.json`` and ``report.html`` with its plots.
+
+Ctrl-C stops after the slot in flight, with the transmitters off; ``--resume RUN`` continues from the last
+checkpoint (also after SIGKILL), dropping the in-flight episode's metrics and stored experiences.
+``--physical analytic:phi=X`` runs the same loop against the analytic physical network, without radios.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import platform
+import signal
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+import click
+
+from testbed.cliutil import BadInput, emit, handle_errors, json_option, progress
+from testbed.cmd_calibrate import calibrate_or_reuse, store_option
+from testbed.inventory import load_config, open_radios, parse_radio_list, radio_options
+
+__all__ = ["eval_command", "run"]
+
+DEFAULTS = {"episodes": 120, "ota_every": 40, "num_envs": 8, "eval_episodes": 1, "ota_slots": 40}
+"""Budget of a default run: about 5 minutes on two simulated radios and 2 cores."""
+POLICIES = ("dqn",)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("testbed", "torch", "numpy", "scipy", "sionna-no-rt", "pyzmq"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[pkg] = metadata.version(pkg)
+    return out
+
+
+class _StopFlag:
+    """SIGINT sets the flag (the loop stops after the slot in flight); a second SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self._previous: Any = None
+
+    def __call__(self) -> bool:
+        return self.stop
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["_StopFlag"]:
+        def handler(signum: int, frame: Any) -> None:
+            if self.stop:
+                raise KeyboardInterrupt
+            self.stop = True
+            click.echo("stopping after this slot (Ctrl-C again to abort now)", err=True)
+
+        self._previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _snr_reference(results: dict[str, Any], ap_radios: list[str], device: str) -> dict[str, float]:
+    noise = results["kappa"]["noise_term"]
+    out = {}
+    for ap in ap_radios:
+        b = noise.get(f"{ap}->{device}")
+        if b is None or b <= 0:
+            raise BadInput(f"the calibration record has no noise term for {ap}->{device}; recalibrate these radios")
+        out[ap] = -10 * math.log10(b)
+    return out
+
+
+def _build(resolved: dict[str, Any], radios: dict[str, Any] | None, calibration: dict[str, Any] | None,
+           run_dir: Path, flag: _StopFlag):
+    from agents.dqn import AnalyticPhiProbe, ContinualTrainer, DQNConfig
+    from testbed.ota import OtaNetwork
+    from twin.calibration_record import from_calibration
+    from twin.config import DTNConfig
+    from twin.network import AnalyticPhysical, LinkAdaptationNetwork
+
+    base = DTNConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in resolved["twin"].items()})
+    twin_config = from_calibration(calibration["results"]["twin"], base) if calibration else base
+    config = DQNConfig.from_mapping(resolved["dqn"])
+    twin = LinkAdaptationNetwork(twin_config, batch_size=config.num_envs)
+    if resolved["physical"]["kind"] == "analytic":
+        physical: Any = AnalyticPhiProbe(AnalyticPhysical(resolved["physical"]["phi"], twin_config,
+                                                          batch_size=config.num_envs), seed=config.seed + 3)
+    else:
+        names = resolved["radios"]
+        ap, device = names[:-1], names[-1]
+        physical = OtaNetwork(twin_config.with_updates(slots_per_episode=resolved["ota_slots"]), radios, ap, device,
+                              _snr_reference(calibration["results"], ap, device),
+                              numerology_name=calibration["meta"]["settings"]["numerology"],
+                              lo_hz=calibration["meta"]["settings"]["lo_hz"], should_stop=flag)
+    return ContinualTrainer(config, twin, physical, out_dir=None), twin_config
+
+
+def _truncate_metrics(path: Path, last_episode: int) -> None:
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("episode", 0) <= last_episode]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def _evaluate(policy: Any, network: Any, twin_config: Any, episodes: int, seed: int) -> dict[str, float]:
+    from agents.baselines import MaxPowerCQIPolicy, OllaPolicy, RandomPolicy
+    from agents.dqn import evaluate_policy
+
+    out = {}
+    for label, candidate in (("policy", policy), ("maxp-3gpp-cqi", MaxPowerCQIPolicy(twin_config.num_power_levels)),
+                             ("olla", OllaPolicy(twin_config.num_power_levels, code_block_bits=twin_config.packet_bits)),
+                             ("random", RandomPolicy(twin_config.num_actions, seed=seed))):
+        out[label] = evaluate_policy(candidate, network, episodes, seed).mean_reward
+    return out
+
+
+def _report(run_dir: Path, summary: dict[str, Any], calibration: dict[str, Any] | None) -> Path:
+    import html
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+               if line.strip()]
+    figures = []
+    twin_m = [m for m in metrics if m["source"] == "twin"]
+    ota_m = [m for m in metrics if m["source"] == "physical"]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot([m["episode"] for m in twin_m], [m["charts/episode_reward"] for m in twin_m], ".", ms=3, label="twin")
+    ax.plot([m["episode"] for m in ota_m], [m["charts/episode_reward"] for m in ota_m], "o-", label="over the air")
+    ax.set_xlabel("episode")
+    ax.set_ylabel("sum goodput per slot (Mbit/s)")
+    ax.set_title("training: twin and over-the-air episodes")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(run_dir / "training.png", dpi=90)
+    plt.close(fig)
+    figures.append(("training.png", "Episode reward in the twin and over the air (the OTA versus twin throughput)."))
+    phis = [(m["episode"], m["ota/measured_phi"]) for m in ota_m if m.get("ota/measured_phi") is not None]
+    if phis:
+        fig, ax = plt.subplots(figsize=(7, 3))
+        ax.plot([p[0] for p in phis], [p[1] for p in phis], "o-")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_xlabel("episode")
+        ax.set_ylabel("running phi")
+        ax.set_title("phi measured over the air against the calibrated twin")
+        fig.tight_layout()
+        fig.savefig(run_dir / "phi.png", dpi=90)
+        plt.close(fig)
+        figures.append(("phi.png", "Running phi estimate after each OTA episode (the twin is set to it)."))
+    evaluation = summary.get("evaluation") or {}
+    if evaluation:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        labels = list(evaluation)
+        ax.bar(labels, [evaluation[k] for k in labels], color=["tab:green"] + ["tab:grey"] * (len(labels) - 1))
+        ax.set_ylabel("Mbit/s per slot")
+        ax.set_title("evaluation " + ("over the air" if summary["physical"]["kind"] != "analytic" else "(analytic)"))
+        fig.tight_layout()
+        fig.savefig(run_dir / "evaluation.png", dpi=90)
+        plt.close(fig)
+        figures.append(("evaluation.png", "Greedy policy against the baselines on the same physical network."))
+    cal_html = "<p>No calibration (analytic physical network).</p>"
+    if calibration:
+        r = calibration["results"]
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in r["twin"].items())
+        aclr = "".join(
+            f"<tr><td>{html.escape(pair)}</td><td>{max(pts, key=lambda p: p['channel_power_dbfs'])['aclr1_db']:.1f}"
+            f"</td><td>{max(pts, key=lambda p: p['channel_power_dbfs'])['acir1_db']:.1f}</td></tr>"
+            for pair, pts in r["aclr"].items())
+        phi = r.get("phi") or {}
+        report = (calibration.get("meta") or {}).get("report", {}).get("html")
+        cal_html = (f"<p>Calibration {calibration['id']}"
+                    + (f' (<a href="{html.escape(report)}">report</a>)' if report else "")
+                    + f"; phi against the nominal model {phi.get('value', float('nan')):.3f}.</p>"
+                    f"<table><tr><th>twin parameter</th><th>value</th></tr>{rows}</table>"
+                    f"<table><tr><th>pair</th><th>ACLR1 dB</th><th>ACIR1 dB</th></tr>{aclr}</table>")
+    ev = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.3f}</td></tr>" for k, v in evaluation.items())
+    imgs = "".join(f'<figure><img src="{n}"><figcaption>{html.escape(c)}</figcaption></figure>' for n, c in figures)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>testbed run {html.escape(summary['run'])}"
+            f"</title><style>body{{font-family:sans-serif;max-width:960px;margin:auto}}td,th{{padding:2px 8px}}"
+            f"</style></head><body><h1>Run {html.escape(summary['run'])}</h1>"
+            f"<p>{summary['episodes']} episodes ({summary['ota_episodes']} over the air) in {summary['seconds']:.0f} s; "
+            f"OTA share of wall time {100 * summary['ota_share']:.0f} %.</p>"
+            f"<h2>Evaluation (mean sum goodput per slot, Mbit/s)</h2><table>{ev}</table>"
+            f"<h2>Calibration used</h2>{cal_html}<h2>Plots</h2>{imgs}</body></html>")
+    path = run_dir / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _parse_physical(spec: str | None) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    from testbed.cmd_train import parse_physical
+
+    return parse_physical(spec)
+
+
+@click.command("run")
+@click.option("--radios", "radio_list", default=None,
+              help="Comma-separated radios; the last one is the device (receiver), the others AP radios.")
+@click.option("--episodes", type=int, default=None, help=f"Z: training episodes (default {DEFAULTS['episodes']}).")
+@click.option("--ota-every", "ota_every", type=int, default=None,
+              help=f"Z_k: every Z_k-th episode runs over the air (default {DEFAULTS['ota_every']}; 0: never).")
+@click.option("--policy", type=click.Choice(POLICIES), default="dqn", show_default=True, help="Learner.")
+@click.option("--physical", "physical_spec", default=None,
+              help="analytic:phi=X runs the loop against the analytic physical network, without radios.")
+@click.option("--run-dir", "run_dir", type=click.Path(file_okay=False), default=None,
+              help="Run directory (default runs/run-<time>).")
+@click.option("--resume", "resume", type=click.Path(file_okay=False), default=None,
+              help="Continue the run in this directory from its last checkpoint.")
+@click.option("--recalibrate", is_flag=True, help="Calibrate even if a recent record exists.")
+@click.option("--calibration-max-age", "max_age_h", type=float, default=24.0, show_default=True,
+              help="Reuse a calibration record younger than this (hours).")
+@click.option("--eval-episodes", "eval_episodes", type=int, default=None,
+              help=f"OTA evaluation episodes per policy (default {DEFAULTS['eval_episodes']}; 0: none).")
+@click.option("--ota-slots", "ota_slots", type=int, default=None,
+              help=f"Slots of an over-the-air episode (default {DEFAULTS['ota_slots']}).")
+@click.option("--seed", type=int, default=None, help="Seed of the whole run (default 0).")
+@store_option
+@radio_options
+@json_option
+@handle_errors
+def run(radio_list: str | None, episodes: int | None, ota_every: int | None, policy: str, physical_spec: str | None,
+        run_dir: str | None, resume: str | None, recalibrate: bool, max_age_h: float, eval_episodes: int | None,
+        ota_slots: int | None, seed: int | None, store_path: str | None, config_path: str | None,
+        sim_config: str | None, as_json: bool) -> None:
+    """Calibrate, train in the twin with OTA episodes every Z_k, evaluate over the air, report (resumable)."""
+    from testbed.store import Store
+
+    for name, value, low in (("--episodes", episodes, 1), ("--ota-every", ota_every, 0),
+                             ("--eval-episodes", eval_episodes, 0), ("--ota-slots", ota_slots, 1),
+                             ("--calibration-max-age", max_age_h, 0)):
+        if value is not None and value < low:
+            raise BadInput(f"{name} {value}; allowed: a number >= {low}")
+    if resume:
+        directory = Path(resume)
+        if not (directory / "config.json").exists() or not (directory / "checkpoint.pt").exists():
+            raise BadInput(f"--resume {resume}: no config.json and checkpoint.pt there to continue")
+        resolved = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        if episodes is not None:
+            resolved["dqn"]["episodes"] = episodes
+    else:
+        physical = _parse_physical(physical_spec)
+        if physical is None:
+            if not radio_list:
+                raise BadInput("--radios is required (e.g. --radios sim0,sim1), or --physical analytic:phi=X")
+            names = parse_radio_list(radio_list)
+            if len(set(names)) != len(names) or len(names) < 2:
+                raise BadInput(f"--radios {radio_list!r}; allowed: two or more different radios (APs..., device)")
+            physical = {"kind": "ota"}
+        else:
+            if radio_list:
+                raise BadInput("--physical runs without radios; give either --radios or --physical")
+            names = []
+        directory = Path(run_dir) if run_dir else Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
+        if (directory / "checkpoint.pt").exists():
+            raise BadInput(f"--run-dir {directory} already holds a run; use --resume {directory} or another directory")
+        dqn = {"episodes": episodes or DEFAULTS["episodes"],
+               "ota_every": DEFAULTS["ota_every"] if ota_every is None else ota_every,
+               "num_envs": DEFAULTS["num_envs"], "seed": 0 if seed is None else seed, "checkpoint_every": 1,
+               "sync_phi": True, "physical_max_epsilon": 0.1,
+               "twin_context": "mirror" if physical["kind"] == "ota" else "independent"}
+        resolved = {"radios": names, "physical": physical, "policy": policy, "dqn": dqn, "twin": {},
+                    "ota_slots": ota_slots or DEFAULTS["ota_slots"],
+                    "eval_episodes": DEFAULTS["eval_episodes"] if eval_episodes is None else eval_episodes,
+                    "run_id": directory.name, "calibration_id": None, "config_path": config_path,
+                    "sim_config": sim_config, "versions": _versions(), "command": sys.argv}
+    if eval_episodes is not None:
+        resolved["eval_episodes"] = eval_episodes
+    directory.mkdir(parents=True, exist_ok=True)
+    flag = _StopFlag()
+    cfg = load_config(resolved.get("config_path"), resolved.get("sim_config")) if resolved["radios"] else None
+    for n in resolved["radios"]:
+        cfg.entry(n)
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(Store(store_path))
+        radios = (stack.enter_context(open_radios(resolved["radios"], cfg, seed=resolved["dqn"]["seed"]))
+                  if resolved["radios"] else None)
+        calibration = None
+        if radios is not None:
+            from calibration.session import CalibrationSettings
+
+            if resolved.get("calibration_id") is not None:
+                row = store.calibration(int(resolved["calibration_id"]))
+                calibration = {"id": row.id, "results": row.results, "notes": row.notes, "meta": row.meta}
+            else:
+                calibration, reused = calibrate_or_reuse(
+                    resolved["radios"], radios, store, CalibrationSettings(), recalibrate=recalibrate,
+                    max_age_s=max_age_h * 3600, out_dir=None, show_progress=not as_json)
+                resolved["calibration_id"] = calibration["id"]
+                resolved["calibration_reused"] = reused
+            (directory / "calibration.json").write_text(json.dumps(calibration, indent=1, default=float),
+                                                        encoding="utf-8")
+        trainer, twin_config = _build(resolved, radios, calibration, directory, flag)
+        trainer.out_dir = directory
+        resolved["dqn"] = trainer.config.as_dict()
+        resolved["twin_resolved"] = dataclasses.asdict(twin_config)
+        checkpoint = directory / "checkpoint.pt"
+        run_id = resolved["run_id"]
+        if resume:
+            trainer.load_checkpoint(checkpoint)
+            _truncate_metrics(directory / "metrics.jsonl", trainer.episode)
+            store.delete_experiences_after(run_id, trainer.episode)
+            store.set_run_status(run_id, "running")
+        else:
+            (directory / "metrics.jsonl").unlink(missing_ok=True)
+            if store.run(run_id) is None:
+                store.create_run(run_id, str(directory.resolve()), resolved, resolved.get("calibration_id"))
+        (directory / "config.json").write_text(json.dumps(resolved, indent=2, sort_keys=True, default=str),
+                                               encoding="utf-8")
+        ota = trainer.physical if resolved["physical"]["kind"] == "ota" else None
+        ota_seconds = 0.0
+        interrupted = False
+        from testbed.ota import OtaInterrupted
+
+        first = trainer.episode
+        with flag.installed():
+            try:
+                for episode in progress(range(first + 1, trainer.config.episodes + 1),
+                                        total=trainer.config.episodes - first, desc="run",
+                                        enabled=not as_json and sys.stderr.isatty()):
+                    is_ota = trainer.is_physical_episode(episode)
+                    t0 = time.perf_counter()
+                    trainer.out_dir = None  # the loop below checkpoints after the store has the episode
+                    played = trainer.run(until_episode=episode)
+                    trainer.out_dir = directory
+                    if is_ota:
+                        ota_seconds += time.perf_counter() - t0
+                    with open(directory / "metrics.jsonl", "a", encoding="utf-8") as stream:
+                        for m in played:
+                            stream.write(json.dumps(m) + "\n")
+                    if ota is not None and is_ota:
+                        ota.end_episode()
+                        rows, kpms = ota.drain()
+                        store.add_experiences(run_id, episode, rows)
+                        store.add_kpms(kpms, run_id)
+                    trainer.save_checkpoint(checkpoint)
+                    if flag.stop:
+                        interrupted = True
+                        break
+            except OtaInterrupted:
+                interrupted = True
+            finally:
+                if ota is not None:
+                    ota.close()
+        if interrupted:
+            store.set_run_status(run_id, "interrupted")
+            summary = {"run": run_id, "run_dir": str(directory), "interrupted": True, "episodes": trainer.episode,
+                       "resume": f"testbed run --resume {directory}"}
+            emit(summary, as_json, lambda s: click.echo(
+                f"interrupted after episode {s['episodes']}; continue with: {s['resume']}"))
+            return
+        policy_obj = trainer.policy()
+        policy_obj.save(directory / "policy.pt")
+        evaluation: dict[str, float] = {}
+        eval_seconds = 0.0
+        if resolved["eval_episodes"]:
+            t0 = time.perf_counter()
+            network = trainer.physical.context_network
+            with flag.installed():
+                try:
+                    evaluation = _evaluate(policy_obj, network, twin_config, resolved["eval_episodes"],
+                                           resolved["dqn"]["seed"] + 10_000)
+                except OtaInterrupted:
+                    evaluation = {}
+            eval_seconds = time.perf_counter() - t0
+            (directory / "evaluation.json").write_text(json.dumps(evaluation, indent=2), encoding="utf-8")
+        store.set_run_status(run_id, "finished")
+    elapsed = time.perf_counter() - started
+    metrics = [json.loads(line) for line in (directory / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+               if line.strip()]
+    summary = {
+        "run": run_id, "run_dir": str(directory), "episodes": trainer.episode,
+        "ota_episodes": sum(1 for m in metrics if m["source"] == "physical"),
+        "physical": resolved["physical"], "radios": resolved["radios"], "calibration_id": resolved.get("calibration_id"),
+        "calibration_reused": resolved.get("calibration_reused"), "seconds": elapsed,
+        "ota_seconds_this_call": ota_seconds + eval_seconds,
+        "ota_share": (ota_seconds + eval_seconds) / elapsed if elapsed > 0 else 0.0,
+        "evaluation": evaluation,
+        "beats_maxp": (evaluation["policy"] > evaluation["maxp-3gpp-cqi"]) if evaluation else None,
+        "last_phi": next((m["ota/measured_phi"] for m in reversed(metrics) if m.get("ota/measured_phi") is not None),
+                         None),
+        "policy_path": str(directory / "policy.pt"),
+    }
+    summary["report"] = str(_report(directory, summary, calibration))
+    (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+
+    def human(s: dict[str, Any]) -> None:
+        where = "over the air" if s["physical"]["kind"] == "ota" else "on the analytic network"
+        click.echo(f"run {s['run']}: {s['episodes']} episodes ({s['ota_episodes']} OTA) in {s['seconds']:.0f} s")
+        for label, value in s["evaluation"].items():
+            click.echo(f"  {label:<14} {value:.3f} Mbit/s per slot ({where}, greedy)")
+        click.echo(f"report: {s['report']}")
+
+    emit(summary, as_json, human)
+
+
+@click.command("eval")
+@click.option("--run", "run_path", type=click.Path(file_okay=False, exists=True), required=True,
+              help="Run directory holding policy.pt and config.json.")
+@click.option("--radios", "radio_list", default=None, help="Radios to evaluate on (default: the run's).")
+@click.option("--episodes", type=int, default=1, show_default=True, help="Evaluation episodes per policy.")
+@click.option("--seed", type=int, default=None, help="Evaluation seed (default: the run's + 20000).")
+@store_option
+@radio_options
+@json_option
+@handle_errors
+def eval_command(run_path: str, radio_list: str | None, episodes: int, seed: int | None, store_path: str | None,
+                 config_path: str | None, sim_config: str | None, as_json: bool) -> None:
+    """Evaluate a trained policy over the air (or on the run's analytic network) against the baselines."""
+    from agents.policy import load_policy
+    from testbed.store import Store
+
+    directory = Path(run_path)
+    if not (directory / "policy.pt").exists() or not (directory / "config.json").exists():
+        raise BadInput(f"--run {run_path}: no policy.pt and config.json there (has the run finished?)")
+    if episodes < 1:
+        raise BadInput(f"--episodes {episodes}; allowed: an integer >= 1")
+    resolved = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    if radio_list:
+        names = parse_radio_list(radio_list)
+        if len(set(names)) != len(names) or len(names) < 2:
+            raise BadInput(f"--radios {radio_list!r}; allowed: two or more different radios (APs..., device)")
+        resolved["radios"] = names
+        resolved["physical"] = {"kind": "ota"}
+        resolved["calibration_id"] = None
+    policy_obj = load_policy(directory / "policy.pt")
+    flag = _StopFlag()
+    cfg = load_config(config_path or resolved.get("config_path"), sim_config or resolved.get("sim_config")) \
+        if resolved["radios"] else None
+    for n in resolved["radios"]:
+        cfg.entry(n)
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(Store(store_path))
+        radios = stack.enter_context(open_radios(resolved["radios"], cfg, seed=resolved["dqn"]["seed"] + 1)) \
+            if resolved["radios"] else None
+        calibration = None
+        if radios is not None:
+            from calibration.session import CalibrationSettings
+
+            if resolved.get("calibration_id") is not None:
+                row = store.calibration(int(resolved["calibration_id"]))
+                calibration = {"id": row.id, "results": row.results, "notes": row.notes, "meta": row.meta}
+            else:
+                calibration, _ = calibrate_or_reuse(resolved["radios"], radios, store, CalibrationSettings(),
+                                                    recalibrate=False, max_age_s=24 * 3600, out_dir=None,
+                                                    show_progress=not as_json)
+        trainer, twin_config = _build(resolved, radios, calibration, directory, flag)
+        network = trainer.physical.context_network
+        with flag.installed():
+            try:
+                evaluation = _evaluate(policy_obj, network, twin_config, episodes,
+                                       (resolved["dqn"]["seed"] + 20_000) if seed is None else seed)
+            finally:
+                if hasattr(trainer.physical, "close"):
+                    trainer.physical.close()
+    result = {"run": str(directory), "radios": resolved["radios"], "physical": resolved["physical"],
+              "episodes": episodes, "evaluation": evaluation}
+    emit(result, as_json, lambda r: [click.echo(f"  {k:<14} {v:.3f} Mbit/s per slot")
+                                     for k, v in r["evaluation"].items()])
+
+
+# The CLI group looks commands up by name.
+eval = eval_command  # noqa: A001 - the command is called "eval"

@@ -1,0 +1,246 @@
+"""The over-the-air physical network: twin time slots rendered as OFDM slots on radios and measured.
+
+Mapping of the twin onto the radios present (``ap_radios`` transmit, ``device_radio`` receives):
+
+* twin AP ``k`` -> AP radio ``ap_radios[k % len(ap_radios)]``; every link an AP serves is a link of that radio's
+  slot plan, so links of one radio share its DAC, PA and LO, and links of different radios are asynchronous
+  (their own LO error, timing and phase noise) and leak into each other for real.
+* twin RRB ``r`` -> RBs ``[r g, r g + g)`` of the carrier (``g = rbs_per_rrb``), so adjacent RRBs are adjacent RB
+  groups in the waveform.
+* twin device ``n`` -> the one device radio: the devices are rendered co-located. The large-scale gain of link
+  ``n`` is applied digitally: its REs get the power that makes its SNR at the device radio equal to the twin's
+  ``P_n g_n / N`` (from the calibrated SNR of the AP radio -> device radio pair at the reference power).
+* modulation and code rate are the link's own (BPSK/QPSK/16QAM/64QAM, LDPC 1/2, 3/4, 5/6).
+
+What it can and cannot represent: ACI, TX/RX distortion, phase noise, CFO and quantisation emerge from the
+waveform; each link's SNR follows the twin within the transmitter's dynamic range (a link whose SNR would exceed
+what the AP radio can deliver at ``max_power_db`` is capped there, one below ``min_power_db`` is raised). The
+interferer's gain towards a *victim* device (g_{n,k(m)}) is not rendered: every device hears the other links at
+their own level, as one receiver does. Fading comes from the twin (applied digitally per slot), not from the air.
+
+Rewards in twin units: goodput = the twin's nominal rate of the link's MCS x the fraction of its code blocks whose
+CRC passed; SINR is the post-equalisation SINR measured on the data REs.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+from radio.base import Radio
+from radio.ofdm import Link, SlotPlan, numerology, run_slot
+from radio.ofdm.link import configure_radios
+from twin.config import CODE_RATES, MODULATION_NAMES, DTNConfig
+from twin.link import SinrTerms, link_rate_mbps, modulation_order_tensor
+from twin.network import LinkAdaptationNetwork, SlotOutcome, evaluate_slot
+
+__all__ = ["OtaInterrupted", "OtaNetwork"]
+
+
+
+class OtaInterrupted(RuntimeError):
+    """The operator asked to stop; raised between two slots, with every transmitter stopped."""
+
+
+class OtaNetwork(LinkAdaptationNetwork):
+    """A :class:`~twin.network.PhysicalNetwork` whose slots are played over radios (batch size 1).
+
+    Args:
+        config: the twin's parameters (geometry, channel, scheduling, action menu) for the deployment.
+        radios: name -> opened radio.
+        ap_radios: radios that transmit (AP k is ``ap_radios[k % len]``).
+        device_radio: the radio that receives every link.
+        snr_ref_db: per AP radio, the SNR per RE (dB) the device radio measures from it at link power 0 dB.
+        numerology: carrier of the slots.
+        rbs_per_rrb: RBs per twin RRB.
+        lo_hz: carrier frequency (Hz).
+        max_power_db, min_power_db: range of a link's digital power (dB re the slot's full power per RE).
+        should_stop: polled after every slot; True stops the episode (:class:`OtaInterrupted`).
+        phi_memory: weight of the previous episodes in the running phi estimate (0: last episode only).
+    """
+
+    def __init__(self, config: DTNConfig, radios: Mapping[str, Radio], ap_radios: Sequence[str], device_radio: str,
+                 snr_ref_db: Mapping[str, float], *, numerology_name: str = "lte5", rbs_per_rrb: int = 3,
+                 lo_hz: float = 2.45e9, max_power_db: float = 0.0, min_power_db: float = -50.0,
+                 should_stop: Callable[[], bool] | None = None, phi_memory: float = 0.5) -> None:
+        super().__init__(config, batch_size=1)
+        num = numerology(numerology_name)
+        if config.num_rrbs * rbs_per_rrb > num.n_rb:
+            raise ValueError(f"{config.num_rrbs} RRBs x {rbs_per_rrb} RBs do not fit the {num.n_rb} RBs of "
+                             f"{numerology_name}; allowed: num_rrbs * rbs_per_rrb <= {num.n_rb}")
+        missing = [n for n in list(ap_radios) + [device_radio] if n not in radios]
+        if missing:
+            raise ValueError(f"radios {missing} are not open; open: {sorted(radios)}")
+        if device_radio in ap_radios:
+            raise ValueError(f"the device radio {device_radio!r} cannot also be an AP radio")
+        self.radios = dict(radios)
+        self.ap_radios = list(ap_radios)
+        self.device_radio = device_radio
+        self.snr_ref_db = {k: float(v) for k, v in snr_ref_db.items()}
+        self.numerology = num
+        self.rbs_per_rrb = rbs_per_rrb
+        self.lo_hz = lo_hz
+        self.max_power_db = max_power_db
+        self.min_power_db = min_power_db
+        self.should_stop = should_stop
+        self.phi_memory = phi_memory
+        self._model_config = config.with_updates(phi_aci=0.0, phi_hwi=0.0)
+        self._slot_counter = 0
+        self._phi_num = 0.0
+        self._phi_den = 0.0
+        self._episode_num = 0.0
+        self._episode_den = 0.0
+        self.transitions: list[dict[str, Any]] = []
+        """Per scheduled link and slot since the last :meth:`drain`: state, action, reward, next state, measured."""
+        self.kpms: list[dict[str, Any]] = []
+        """Per slot: ``ota/sinr_db``, ``ota/evm``, ``ota/bler`` means over the slot's links."""
+        self._configured = False
+        self._last_measured: dict[int, dict[str, Any]] = {}
+
+    # --- radios ----------------------------------------------------------------------------------------------
+    def _configure(self) -> None:
+        plans = [(self.radios[name], self._plan([], i)) for i, name in enumerate(self.ap_radios)]
+        configure_radios(plans, self.radios[self.device_radio], lo_hz=self.lo_hz)
+        self._configured = True
+
+    def _plan(self, links: list[Link], tx_id: int) -> SlotPlan:
+        if not links:
+            links = [Link("idle", (0,), power_db=self.min_power_db)]
+        return SlotPlan(self.numerology, tuple(links), tx_id=tx_id, payload_seed=self._slot_counter + 1)
+
+    def close(self) -> None:
+        """Stop every AP radio's transmission."""
+        for name in self.ap_radios:
+            try:
+                self.radios[name].stop_transmit()
+            except Exception:  # noqa: BLE001 - stopping is best effort on a radio that is already gone
+                pass
+
+    # --- episodes ----------------------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        self._episode_num = 0.0
+        self._episode_den = 0.0
+        return super().reset(seed)
+
+    def step(self, action: torch.Tensor, power_dbm: torch.Tensor | None = None):
+        before = self.observe()
+        result = super().step(action, power_dbm)
+        active = result.info["scheduled"][0]
+        for n in torch.nonzero(active).flatten().tolist():
+            self.transitions.append({
+                "step": self.slot, "link": n, "state": before[0, n].tolist(), "action": int(action[0, n]),
+                "reward": float(result.rate[0, n]), "next_state": result.observation[0, n].tolist(),
+                "measured": self._last_measured.get(n, {})})
+        if self.should_stop is not None and self.should_stop():
+            self.close()
+            raise OtaInterrupted("stopped between two slots")
+        return result
+
+    def drain(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The transitions and KPM samples recorded since the last call (and forget them)."""
+        rows, kpms = self.transitions, self.kpms
+        self.transitions, self.kpms = [], []
+        return rows, kpms
+
+    # --- phi ---------------------------------------------------------------------------------------------------
+    def measured_phi(self) -> float | None:
+        """Running least-squares phi: measured (ACI + HWI) over the twin model's, earlier episodes weighted down by
+        ``phi_memory`` each episode. ``None`` before any usable slot."""
+        num = self._phi_num * self.phi_memory + self._episode_num
+        den = self._phi_den * self.phi_memory + self._episode_den
+        if den <= 0:
+            return None
+        return num / den - 1.0
+
+    def end_episode(self) -> None:
+        """Fold the episode's phi evidence into the running estimate."""
+        self._phi_num = self._phi_num * self.phi_memory + self._episode_num
+        self._phi_den = self._phi_den * self.phi_memory + self._episode_den
+        self._episode_num = self._episode_den = 0.0
+
+    @property
+    def context_network(self) -> LinkAdaptationNetwork:
+        """This network itself: a mirrored twin copies its deployment."""
+        return self
+
+    def state_dict(self) -> dict:
+        base = super().state_dict() if self._ready else {}
+        return {"network": base, "phi": (self._phi_num, self._phi_den), "slot_counter": self._slot_counter}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("network"):
+            super().load_state_dict(state["network"])
+        self._phi_num, self._phi_den = state.get("phi", (0.0, 0.0))
+        self._slot_counter = int(state.get("slot_counter", 0))
+
+    # --- one slot over the air -----------------------------------------------------------------------------------
+    def _play_slot(self, power_w: torch.Tensor, modulation_index: torch.Tensor,
+                   code_rate_index: torch.Tensor) -> SlotOutcome:
+        if not self._configured:
+            self._configure()
+        cfg = self.config
+        state = self.network_state()
+        model = evaluate_slot(state._replace(config=self._model_config), power_w, modulation_index, code_rate_index)
+        rrb = state.rrb[0]
+        gain = torch.gather(state.gain[0], 1, state.serving_ap[0].unsqueeze(-1)).squeeze(-1)
+        noise = cfg.noise_power_w
+        per_radio: dict[str, list[Link]] = {name: [] for name in self.ap_radios}
+        capped: dict[int, bool] = {}
+        for n in torch.nonzero(rrb >= 0).flatten().tolist():
+            radio_name = self.ap_radios[int(state.serving_ap[0, n]) % len(self.ap_radios)]
+            snr_db = 10 * math.log10(max(float(power_w[0, n] * gain[n]) / noise, 1e-30))
+            level = snr_db - self.snr_ref_db[radio_name]
+            capped[n] = not (self.min_power_db <= level <= self.max_power_db)
+            level = min(max(level, self.min_power_db), self.max_power_db)
+            r = int(rrb[n])
+            per_radio[radio_name].append(Link(
+                str(n), tuple(range(r * self.rbs_per_rrb, (r + 1) * self.rbs_per_rrb)),
+                MODULATION_NAMES[int(modulation_index[0, n])].lower(),
+                Fraction(CODE_RATES[int(code_rate_index[0, n])]).limit_denominator(8), level))
+        transmitters = []
+        for i, name in enumerate(self.ap_radios):
+            if per_radio[name]:
+                transmitters.append((self.radios[name], self._plan(per_radio[name], i)))
+            else:
+                self.radios[name].stop_transmit()
+        sinr = torch.zeros_like(power_w)
+        per = torch.ones_like(power_w)
+        self._last_measured: dict[int, dict[str, Any]] = {}
+        if transmitters:
+            reports, _clipped = run_slot(transmitters, self.radios[self.device_radio], self._slot_counter)
+            for rep in reports:
+                for lr in rep.links:
+                    n = int(lr.link_id)
+                    sinr[0, n] = 10 ** (lr.sinr_db / 10) if math.isfinite(lr.sinr_db) else 0.0
+                    per[0, n] = 1.0 - lr.blocks_ok / max(lr.n_blocks, 1)
+                    self._last_measured[n] = {"sinr_db": lr.sinr_db, "evm": lr.evm, "bler": lr.bler,
+                                              "delivered_bits": lr.delivered_bits, "capped": capped[n]}
+        self._slot_counter += 1
+        active = rrb.unsqueeze(0) >= 0
+        order = modulation_order_tensor(modulation_index)
+        rate = link_rate_mbps(per, order, code_rate_index, cfg.rrb_symbol_rate, active)
+        signal = torch.where(active, power_w * gain.unsqueeze(0), torch.zeros_like(power_w))
+        # Interference + distortion as measured, in the twin's units: S / SINR - N, split like the model's terms.
+        interference = torch.where(active & (sinr > 0), (signal / sinr.clamp(min=1e-30) - noise).clamp(min=0.0),
+                                   torch.zeros_like(signal))
+        modelled = model.terms.aci_w + model.terms.hwi_w
+        share = torch.where(modelled > 0, model.terms.aci_w / modelled.clamp(min=1e-300), torch.full_like(modelled, 0.5))
+        aci = interference * share
+        hwi = interference - aci
+        usable = [n for n, c in capped.items() if not c and n in self._last_measured]
+        for n in usable:
+            m, x = float(interference[0, n]), float(modelled[0, n])
+            self._episode_num += m * x
+            self._episode_den += x * x
+        if self._last_measured:
+            vals = list(self._last_measured.values())
+            self.kpms.append({"name": "ota/sinr_db", "value": sum(v["sinr_db"] for v in vals) / len(vals)})
+            self.kpms.append({"name": "ota/evm", "value": sum(v["evm"] for v in vals) / len(vals)})
+            self.kpms.append({"name": "ota/bler", "value": sum(v["bler"] for v in vals if math.isfinite(v["bler"]))
+                              / max(sum(1 for v in vals if math.isfinite(v["bler"])), 1)})
+        terms = SinrTerms(sinr=torch.where(active, sinr, torch.zeros_like(sinr)), signal_w=signal, aci_w=aci,
+                          hwi_w=hwi, noise_w=torch.full_like(sinr, noise))
+        return SlotOutcome(terms=terms, per=torch.where(active, per, torch.ones_like(per)), rate=rate)
