@@ -42,8 +42,8 @@ from testbed.inventory import load_config, open_radios, parse_radio_list, radio_
 
 __all__ = ["eval_command", "run"]
 
-DEFAULTS = {"episodes": 120, "ota_every": 40, "num_envs": 8, "eval_episodes": 1, "ota_slots": 40}
-"""Budget of a default run: about 5 minutes on two simulated radios and 2 cores."""
+DEFAULTS = {"episodes": 200, "ota_every": 40, "num_envs": 8, "eval_episodes": 1, "ota_slots": 40}
+"""Budget of a default run on two simulated radios: 5 OTA episodes of 40 slots, 195 twin episodes of 8 networks."""
 POLICIES = ("dqn",)
 
 
