@@ -139,6 +139,12 @@ def _plots(record: Mapping[str, Any], out: Path) -> list[tuple[str, str]]:
     return made
 
 
+def _value(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    return f"{v:.4g}" if isinstance(v, (int, float)) else str(v)
+
+
 def _fmt(e: Mapping[str, Any] | None, scale: float = 1.0, unit: str = "") -> str:
     if not e:
         return "not measured"
@@ -170,7 +176,7 @@ def write_report(record: Mapping[str, Any], out_dir: str | Path) -> dict[str, st
     for key in ("phi_hwi", "phi_aci", "phi"):
         rows.append(f"<tr><td>{key}</td><td>{_fmt(r.get(key))}</td></tr>")
     twin = r["twin"]
-    rows.append("<tr><td>twin parameters</td><td>" + html.escape(", ".join(f"{k} = {v:.4g}" for k, v in twin.items()))
+    rows.append("<tr><td>twin parameters</td><td>" + html.escape(", ".join(f"{k} = {_value(v)}" for k, v in twin.items()))
                 + "</td></tr>")
     aclr_rows = []
     for pair, pts in sorted(r["aclr"].items()):

@@ -74,6 +74,11 @@ class CalibrationSettings:
     """Power of the single RB group of the leakage sweep (dB re the slot's full power per RE)."""
     aclr_levels_db: tuple[float, ...] = (-15.0, -10.0, -5.0, -2.0, 0.0)
     """Carrier power of the ACLR sweep (dB re a fully loaded slot at the plan's back-off)."""
+    mcs_levels_db: tuple[float, ...] = tuple(float(x) for x in range(-45, 1, 3))
+    """Link power of the MCS (BLER versus SINR) sweep (dB re the slot's full power per RE); empty: no sweep."""
+    mcs_menu: tuple[tuple[str, str], ...] = tuple((m, r) for m in ("bpsk", "qpsk", "16qam", "64qam")
+                                                  for r in ("1/2", "3/4", "5/6"))
+    """(modulation, code rate) pairs of the MCS sweep, eight links per slot."""
     slots_per_point: int = 6
     """Consecutive repetitions of the slot captured and averaged per EVM point (one transmission)."""
     rb_group: int = 3
@@ -270,6 +275,48 @@ def _leakage_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]]
     return points
 
 
+def _mcs_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]], s: CalibrationSettings,
+               notes: list[str], tick: Callable[[], None]) -> list[dict[str, Any]]:
+    """Code blocks of every (modulation, code rate) of the menu against the SINR measured on them: the LDPC
+    decoder's real operating points, from which the twin's link abstraction is calibrated."""
+    group = s.rb_group
+    per_slot = min(numerology(s.numerology).n_rb // group, 8)
+    menu = list(s.mcs_menu)
+    layouts = [menu[i:i + per_slot] for i in range(0, len(menu), per_slot)]
+    if len(layouts) > 1 and len(layouts[-1]) < per_slot:  # fill the last slot with repeats
+        layouts[-1] = layouts[-1] + menu[: per_slot - len(layouts[-1])]
+    blocks: list[dict[str, Any]] = []
+    slot_index = 0
+    for tx_name, rx_name in pairs:
+        tx, rx = radios[tx_name], radios[rx_name]
+        for level in s.mcs_levels_db:
+            for layout in layouts:
+                links = tuple(Link(f"{m}:{r}:{i}", tuple(range(i * group, (i + 1) * group)), m, r, level)
+                              for i, (m, r) in enumerate(layout))
+                plan = SlotPlan(s.numerology, links, payload_seed=104729 + slot_index)
+                sent = build_slot(plan, slot_index)
+                slot_index += 1
+
+                def point() -> list[dict[str, Any]]:
+                    report = tx.transmit(sent.waveform, cyclic=True, occupied_bw_hz=plan.occupied_bw_hz)
+                    samples, meta = rx.receive(2 * plan.slot_length + 64)
+                    _check_clean(tx, report, meta)
+                    rep = receive_slot(samples, plan, sent.slot_index, reference=sent)
+                    if rep.sync.metric < 0.2:
+                        raise SweepPointFailed(f"{tx_name}->{rx_name}: lost sync (metric {rep.sync.metric:.2f})")
+                    return [{"tx": tx_name, "rx": rx_name, "level_db": level, "modulation": lr.link_id.split(":")[0],
+                             "rate": lr.link_id.split(":")[1], "sinr_db": lr.sinr_db, "blocks": lr.n_blocks,
+                             "blocks_ok": lr.blocks_ok, "info_bits_per_block": lr.info_bits_per_block}
+                            for lr in rep.links]
+
+                got = _retry(s.retries, notes, f"MCS point {tx_name}->{rx_name} level {level:g} dB", point)
+                tick()
+                if got:
+                    blocks.extend(got)
+        tx.stop_transmit()
+    return blocks
+
+
 def _narrow_power(radio: Radio, lo_hz: float, n: int, width_hz: float) -> float:
     radio.configure(rx_lo_hz=lo_hz)
     radio.receive(n // 4)  # flush the retune
@@ -424,7 +471,8 @@ def run_calibration(radios: Mapping[str, Radio], settings: CalibrationSettings |
     listeners = {t: [r for r in names if r != t or loop[t]] for t in names}
     pairs = [(t, r) for t in names for r in names if t != r]
 
-    n_points = (len(names) * len(s.evm_levels_db) + len(pairs) * len(s.leakage_levels_db)
+    n_mcs_slots = -(-len(s.mcs_menu) // min(num.n_rb // s.rb_group, 8)) if s.mcs_levels_db else 0
+    n_points = (len(names) * len(s.evm_levels_db) + len(pairs) * len(s.mcs_levels_db) * n_mcs_slots + len(pairs) * len(s.leakage_levels_db)
                 + len(pairs) * len(s.aclr_levels_db))
     if on_total:
         on_total(n_points)
@@ -434,6 +482,7 @@ def run_calibration(radios: Mapping[str, Radio], settings: CalibrationSettings |
     constellation: dict[str, Any] = {}
     evm_obs = _evm_sweep(radios, listeners, s, notes, raw, tick, constellation)
     leak_points = _leakage_sweep(radios, pairs, s, notes, raw, tick)
+    mcs_blocks = _mcs_sweep(radios, pairs, s, notes, tick) if s.mcs_levels_db and s.mcs_menu else []
     aclr_points = _aclr_sweep(radios, pairs, s, rate, notes, raw, tick)
 
     kfit: KappaFit = fit_kappa(evm_obs)
@@ -487,6 +536,7 @@ def run_calibration(radios: Mapping[str, Radio], settings: CalibrationSettings |
         "nominal": asdict(nominal),
         "hwi_points": hwi_rows,
         "constellation": constellation,
+        "mcs_sweep": mcs_blocks,
     }
     meta = {"radios": {n: radios[n].identity() for n in names}, "settings": s.as_dict(), "rate_sps": rate,
             "settings_key": settings_key(s, rate), "loopback": loop, "duration_s": time.time() - started,

@@ -38,6 +38,20 @@ def _settings(quick: bool, lo_hz: float | None):
     return CalibrationSettings(**changes)
 
 
+def _fit_link_abstraction(record: dict[str, Any]) -> None:
+    """Add the twin's decoder gains fitted to the MCS sweep's code blocks to the record's twin parameters."""
+    from twin.calibration_record import fit_coding_gain
+    from twin.config import DTNConfig
+
+    blocks = record["results"].get("mcs_sweep") or []
+    if not blocks:
+        return
+    gains, details = fit_coding_gain(blocks, DTNConfig())
+    record["results"]["twin"]["coding_gain_db"] = list(gains)
+    record["results"]["link_abstraction"] = {"coding_gain_db": list(gains), "per_rate": details,
+                                             "nominal_coding_gain_db": list(DTNConfig().coding_gain_db)}
+
+
 def calibrate_radios(radios: dict[str, Any], store: Any, settings: Any, out_dir: str | Path | None,
                      show_progress: bool = True) -> dict[str, Any]:
     """Run a calibration session on opened radios, store the record in one transaction and write its report.
@@ -55,6 +69,7 @@ def calibrate_radios(radios: dict[str, Any], store: Any, settings: Any, out_dir:
         record = run_calibration(radios, settings, progress=bar.update, on_total=lambda n: bar.reset(total=n))
     finally:
         bar.close()
+    _fit_link_abstraction(record)
     for radio in radios.values():
         store.upsert_radio(radio.identity())
     meta = dict(record["meta"])
@@ -96,6 +111,12 @@ def _summary(record: dict[str, Any]) -> dict[str, Any]:
             "report": record["meta"].get("report"), "duration_s": record["meta"].get("duration_s")}
 
 
+def _value(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    return f"{v:.4g}" if isinstance(v, (int, float)) else str(v)
+
+
 def _human(s: dict[str, Any]) -> None:
     def est(e: dict[str, Any] | None, scale: float = 1.0) -> str:
         if not e:
@@ -111,7 +132,7 @@ def _human(s: dict[str, Any]) -> None:
         click.echo(f"  {pair:<12} at {top['channel_power_dbfs']:.1f} dBFS: ACLR1 {top['aclr1_db']:.1f} dB, "
                    f"ACLR2 {top['aclr2_db']:.1f} dB, ACIR1 {top['acir1_db']:.1f} dB")
     click.echo(f"  phi_hwi {est(s['phi_hwi'])}   phi_aci {est(s['phi_aci'])}   phi {est(s['phi'])}")
-    click.echo("  twin: " + ", ".join(f"{k} {v:.4g}" for k, v in s["twin"].items()))
+    click.echo("  twin: " + ", ".join(f"{k} {_value(v)}" for k, v in s["twin"].items()))
     for note in s["notes"]:
         click.echo(f"  note: {note}")
     if s.get("report"):

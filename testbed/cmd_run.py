@@ -37,7 +37,7 @@ from typing import Any, Iterator
 import click
 
 from testbed.cliutil import BadInput, emit, handle_errors, json_option, progress
-from testbed.cmd_calibrate import calibrate_or_reuse, store_option
+from testbed.cmd_calibrate import _value, calibrate_or_reuse, store_option
 from testbed.inventory import load_config, open_radios, parse_radio_list, radio_options
 
 __all__ = ["eval_command", "run"]
@@ -186,7 +186,8 @@ def _report(run_dir: Path, summary: dict[str, Any], calibration: dict[str, Any] 
     cal_html = "<p>No calibration (analytic physical network).</p>"
     if calibration:
         r = calibration["results"]
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in r["twin"].items())
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(_value(v))}</td></tr>"
+                       for k, v in r["twin"].items())
         aclr = "".join(
             f"<tr><td>{html.escape(pair)}</td><td>{max(pts, key=lambda p: p['channel_power_dbfs'])['aclr1_db']:.1f}"
             f"</td><td>{max(pts, key=lambda p: p['channel_power_dbfs'])['acir1_db']:.1f}</td></tr>"

@@ -6,13 +6,14 @@ Main entry points:
   PF scheduling, ACI, HWI, SINR eq. 14, PER/rate eqs. 15-17).
 * :class:`AnalyticPhysical`: the same equations with a hidden deviation phi (the paper's physical network).
 * :class:`PhysicalNetwork`: the reset/step contract both satisfy (and an over-the-air runner can).
-* :func:`from_calibration`: twin parameters from a calibration record.
+* :func:`from_calibration`: twin parameters from a calibration record; :func:`fit_coding_gain`: decoder gains
+  fitted to measured code blocks.
 * :class:`HetNetConfig` and :class:`HetNetwork`: the macro + small-cell user-association mode.
 * :mod:`twin.pettingzoo_env`: a PettingZoo ``ParallelEnv`` over one network (needs ``pettingzoo``).
 * :mod:`twin.runtime`: the global device / dtype / seeding defaults.
 """
 
-from .calibration_record import CALIBRATION_KEYS, from_calibration
+from .calibration_record import CALIBRATION_KEYS, fit_coding_gain, from_calibration
 from .config import (CODE_RATES, MODULATION_NAMES, MODULATION_ORDERS, OBSERVATION_FEATURES, DTNConfig,
                      decode_action, encode_action)
 from .hetnet import HetNetAction, HetNetConfig, HetNetState, HetNetStep, HetNetwork, jain_index
@@ -40,6 +41,7 @@ __all__ = [
     "decode_action",
     "encode_action",
     "evaluate_slot",
+    "fit_coding_gain",
     "from_calibration",
     "jain_index",
 ]

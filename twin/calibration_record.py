@@ -12,6 +12,7 @@ key                required  meaning
 ``phi_aci``        no        measured relative deviation of ACI power from the model, > -1
 ``phi_hwi``        no        measured relative deviation of HWI distortion from the model, > -1
 ``phi``            no        joint deviation (the paper's scalar phi), > -1
+``coding_gain_db`` no        decoder gain per code rate (dB), 3 values (see :func:`fit_coding_gain`)
 =================  ========  ===================================================================
 
 A missing ``phi_aci`` / ``phi_hwi`` falls back to ``phi`` when it is given, else to 0. Extra keys (raw
@@ -21,15 +22,21 @@ data, capture paths, confidence intervals, radio names) are ignored.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
 
-from .config import DTNConfig
+import torch
 
-__all__ = ["CALIBRATION_KEYS", "OPTIONAL_CALIBRATION_KEYS", "REQUIRED_CALIBRATION_KEYS", "from_calibration"]
+from .config import CODE_RATES, MODULATION_NAMES, MODULATION_ORDERS, DTNConfig
+from .link import packet_error_rate
+
+__all__ = ["CALIBRATION_KEYS", "OPTIONAL_CALIBRATION_KEYS", "REQUIRED_CALIBRATION_KEYS", "fit_coding_gain",
+           "from_calibration"]
 
 REQUIRED_CALIBRATION_KEYS: tuple[str, ...] = ("kappa_t", "kappa_r", "acir1_db", "acir2_db")
 """Keys a calibration record must carry."""
 OPTIONAL_CALIBRATION_KEYS: tuple[str, ...] = ("phi_aci", "phi_hwi", "phi")
+"""Numeric keys a calibration record may carry (``coding_gain_db``, a list, is optional too)."""
 """Keys a calibration record may carry."""
 CALIBRATION_KEYS: tuple[str, ...] = REQUIRED_CALIBRATION_KEYS + OPTIONAL_CALIBRATION_KEYS
 """All keys :func:`from_calibration` reads."""
@@ -84,4 +91,59 @@ def from_calibration(record: Mapping, config: DTNConfig | None = None) -> DTNCon
                    phi_hwi=values.get("phi_hwi", joint if joint is not None else 0.0))
     if joint is not None:
         updates["phi"] = joint
+    if "coding_gain_db" in record:
+        gains = record["coding_gain_db"]
+        if (not isinstance(gains, (list, tuple)) or len(gains) != len(config.coding_gain_db)
+                or not all(isinstance(g, (int, float)) and math.isfinite(g) for g in gains)):
+            raise ValueError(f"calibration record key 'coding_gain_db' must be {len(config.coding_gain_db)} finite "
+                             f"numbers (dB), got {gains!r}")
+        updates["coding_gain_db"] = tuple(float(g) for g in gains)
     return config.with_updates(**updates)
+
+
+def fit_coding_gain(blocks: Sequence[Mapping], config: DTNConfig | None = None,
+                    grid_db: tuple[float, float, float] = (-5.0, 20.0, 0.05)) -> tuple[tuple[float, ...], dict]:
+    """The twin's decoder gain per code rate that best explains measured code-block outcomes (maximum likelihood).
+
+    The twin's packet error rate (eqs. 16-17 with ``config.ser_model``) at the SINR measured on a link is the
+    probability that one of its blocks fails; for each code rate the gain ``G_c`` maximising the Bernoulli
+    likelihood of the observed successes and failures is found on a grid. Rates without observations keep the
+    config's gain.
+
+    Args:
+        blocks: mappings with ``modulation`` ("bpsk", "qpsk", "16qam", "64qam"), ``rate`` ("1/2", "3/4", "5/6"),
+            ``sinr_db`` (measured), ``blocks`` and ``blocks_ok`` (counts).
+        config: the twin configuration whose model is fitted (default :class:`DTNConfig`).
+        grid_db: (low, high, step) of the search.
+
+    Returns:
+        (gains in dB per code-rate index, details per rate: ``points``, ``blocks``, ``log_likelihood``).
+    """
+    config = config or DTNConfig()
+    modulations = [m.lower() for m in MODULATION_NAMES]
+    rates = [Fraction(r).limit_denominator(8) for r in CODE_RATES]
+    grid = torch.arange(grid_db[0], grid_db[1] + 1e-9, grid_db[2], dtype=torch.float64)
+    gains = list(config.coding_gain_db)
+    details: dict[str, dict] = {}
+    for c, rate in enumerate(rates):
+        rows = [b for b in blocks if Fraction(str(b["rate"])) == rate and str(b["modulation"]).lower() in modulations
+                and math.isfinite(float(b["sinr_db"])) and int(b["blocks"]) > 0]
+        if not rows:
+            continue
+        sinr = torch.tensor([10 ** (float(b["sinr_db"]) / 10) for b in rows], dtype=torch.float64)
+        order = torch.tensor([MODULATION_ORDERS[modulations.index(str(b["modulation"]).lower())] for b in rows])
+        ok = torch.tensor([int(b["blocks_ok"]) for b in rows], dtype=torch.float64)
+        bad = torch.tensor([int(b["blocks"]) for b in rows], dtype=torch.float64) - ok
+        index = torch.full((len(rows),), c, dtype=torch.int64)
+        best, best_ll = gains[c], -math.inf
+        for g in grid.tolist():
+            trial = tuple(g if i == c else gains[i] for i in range(len(gains)))
+            per = packet_error_rate(sinr, order, index, config.packet_bits, trial, config.ser_model)
+            per = per.clamp(1e-9, 1 - 1e-9)
+            ll = float((ok * torch.log1p(-per) + bad * torch.log(per)).sum())
+            if ll > best_ll:
+                best, best_ll = g, ll
+        gains[c] = best
+        details[f"{rate.numerator}/{rate.denominator}"] = {"points": len(rows), "blocks": int((ok + bad).sum()),
+                                                           "log_likelihood": best_ll, "coding_gain_db": best}
+    return tuple(gains), details
