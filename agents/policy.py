@@ -81,6 +81,7 @@ def load_policy(path: str | os.PathLike) -> Policy:
     """Rebuild any saved policy (its module must be importable; the baselines register on import)."""
     import agents.baselines  # noqa: F401  (registers the classical baselines)
     import agents.dqn  # noqa: F401  (registers DQNPolicy)
+    import agents.marl  # noqa: F401  (registers the HetNet multi-agent policies)
     import agents.sadrl  # noqa: F401  (registers SADRLPolicy)
 
     return Policy.load(path)

@@ -1,5 +1,9 @@
 """``testbed repro``: regenerate the seed papers' experiments with our twin and write docs/RESULTS.md.
 
+``testbed repro hetnet`` trains MADDQN-DMADDPG, DQN-DDDPG, QMIX, MADDPG and MAPPO on the HetNet twin, evaluates
+them with WMMSE + strongest-signal association and writes the second paper's tables (overall comparison,
+ablations, scaling, sub-channel scarcity, robustness, training efficiency, decision cost).
+
 ``testbed repro dtn`` trains and evaluates the DTN link-adaptation experiments (Figs. 5-8, Table 4) against
 the analytic physical network and writes its section of the results page, PNG plots and a JSON of every
 number. ``--quick`` runs the same pipeline on tiny networks and budgets (a few minutes on 2 cores, for CI)
@@ -19,7 +23,7 @@ from testbed.cliutil import BadInput, emit, handle_errors, json_option
 
 __all__ = ["repro"]
 
-PAPERS = ("dtn",)
+PAPERS = ("dtn", "hetnet")
 """Papers ``testbed repro`` can reproduce."""
 
 
@@ -27,22 +31,27 @@ PAPERS = ("dtn",)
 @click.argument("paper", metavar="PAPER")
 @click.option("--quick", is_flag=True, help="Tiny networks and budgets (minutes, for CI); numbers carry no meaning.")
 @click.option("--only", "only", default=None,
-              help="Comma-separated experiments to run (fig5a, fig5b, fig5c, fig5d, fig6ab, fig6c, fig7a, fig7b, "
-                   "fig7c, fig8, printed, reward); default all.")
+              help="Comma-separated experiments to run (dtn: fig5a, fig5b, fig5c, fig5d, fig6ab, fig6c, fig7a, fig7b, "
+                   "fig7c, fig8, printed, reward; hetnet: overall, ablation, scaling, scarcity, robustness); "
+                   "default all.")
 @click.option("--results", "results_path", type=click.Path(dir_okay=False), default=None,
-              help="Results page to update (default docs/RESULTS.md; with --quick runs/repro-dtn-quick/RESULTS.md).")
+              help="Results page to update (default docs/RESULTS.md; with --quick runs/repro-PAPER-quick/RESULTS.md).")
 @click.option("--figures", "figures_dir", type=click.Path(file_okay=False), default=None,
               help="Where the PNG plots go (default docs/figures; with --quick next to the results page).")
 @click.option("--workers", type=int, default=None, help="Training runs in parallel (default: the profile's, 2).")
 @click.option("--fresh", is_flag=True,
-              help="Recompute every run (default: reuse the runs saved beside the figures with the same budget).")
+              help="Recompute every run (dtn: default reuses the runs saved beside the figures with the same budget; "
+                   "hetnet always recomputes).")
 @json_option
 @handle_errors
 def repro(paper: str, quick: bool, only: str | None, results_path: str | None, figures_dir: str | None,
           workers: int | None, fresh: bool, as_json: bool) -> None:
-    """Reproduce a seed paper's experiments (PAPER: dtn) and write its section of docs/RESULTS.md."""
+    """Reproduce a seed paper's experiments (PAPER: dtn or hetnet) and write its section of docs/RESULTS.md."""
     if paper not in PAPERS:
         raise BadInput(f"PAPER {paper!r}; allowed: {', '.join(PAPERS)}")
+    if paper == "hetnet":
+        _repro_hetnet(quick, only, results_path, figures_dir, workers, as_json)
+        return
     import dataclasses
 
     from agents import repro_dtn
@@ -98,6 +107,70 @@ def repro(paper: str, quick: bool, only: str | None, results_path: str | None, f
     def human(r: dict[str, Any]) -> None:
         click.echo(f"{r['jobs_run']} jobs run in {r['seconds'] / 60:.1f} min ({r['training_runs']} training runs "
                    f"known); wrote {r['results']} and plots in {r['figures']}")
+        for name, target in r["targets"].items():
+            click.echo(f"  [{'met' if target['met'] else 'not met'}] {name}: {target['ours']}")
+
+    emit(result, as_json, human)
+
+
+def _repro_hetnet(quick: bool, only: str | None, results_path: str | None, figures_dir: str | None,
+                  workers: int | None, as_json: bool) -> None:
+    """``testbed repro hetnet``: train, evaluate, write the HetNet section of the results page."""
+    import dataclasses
+
+    from agents import repro_hetnet
+
+    profile = repro_hetnet.QUICK if quick else repro_hetnet.FULL
+    selected = list(repro_hetnet.EXPERIMENTS)
+    if only is not None:
+        selected = [key.strip() for key in only.split(",") if key.strip()]
+        unknown = [key for key in selected if key not in repro_hetnet.EXPERIMENTS]
+        if unknown or not selected:
+            raise BadInput(f"--only {only!r}; allowed: comma-separated keys from "
+                           f"{', '.join(repro_hetnet.EXPERIMENTS)}")
+    if workers is not None:
+        if workers < 1:
+            raise BadInput(f"--workers {workers}; allowed: an integer >= 1")
+        profile = dataclasses.replace(profile, workers=workers)
+    default_dir = Path("runs/repro-hetnet-quick") if quick else Path("docs")
+    results = Path(results_path) if results_path else default_dir / "RESULTS.md"
+    figures = Path(figures_dir) if figures_dir else (results.parent / "figures" if quick or results_path
+                                                     else Path("docs/figures"))
+    command = "testbed repro hetnet" + (" --quick" if quick else "")
+    policies = Path("runs/repro-hetnet-quick/policies" if quick else "runs/repro-hetnet/policies")
+
+    bar: Any = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=None, desc=f"repro hetnet ({profile.name})", file=sys.stderr, leave=False)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    outcome = repro_hetnet.run_all(profile, selected, progress=progress, policy_dir=policies)
+    if bar is not None:
+        bar.close()
+    summary = repro_hetnet.write_results(outcome, results, figures, command)
+    decision = summary["decision"].get("maddqn-dmaddpg", {})
+    result = {
+        "paper": "hetnet",
+        "profile": profile.name,
+        "results": str(results),
+        "figures": str(figures),
+        "policies": str(policies),
+        "experiments": outcome["experiments"],
+        "jobs_run": len(outcome["jobs"]),
+        "seconds": outcome["seconds"],
+        "targets": {name: {"ours": value, "met": met} for name, (value, met) in summary["targets"].items()},
+        "decision_time_ms": {str(n): cost["latency_ms"] for n, cost in decision.items()},
+    }
+
+    def human(r: dict[str, Any]) -> None:
+        click.echo(f"{r['jobs_run']} jobs run in {r['seconds'] / 60:.1f} min; wrote {r['results']}, plots in "
+                   f"{r['figures']}, policies in {r['policies']}")
         for name, target in r["targets"].items():
             click.echo(f"  [{'met' if target['met'] else 'not met'}] {name}: {target['ours']}")
 

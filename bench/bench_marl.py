@@ -1,0 +1,67 @@
+"""Decision cost of the HetNet policies: latency of one slot's decisions for all N UEs on one CPU thread and
+FLOPs per decision, against the paper's 12.45 ms per slot at N = 200.
+
+    .venv/bin/python bench/bench_marl.py [--sizes 20,40,100,200] [--repeats 200] [--out results.json]
+
+Prints one JSON object:
+
+* ``latency``: for every scheme (MADDQN-DMADDPG, QMIX, MADDPG, MAPPO, WMMSE + strongest-signal association, and
+  DQN-DDDPG at the sizes where its centralised networks stay small) and N, the median latency of ``policy.act`` on
+  one network (ms), FLOPs per slot and per UE (``torch.utils.flop_counter``: matrix products, 2 per multiply-add);
+* ``vs_paper_n200``: the paper's 12.45 ms divided by MADDQN-DMADDPG's latency at N = 200 (same decision, this
+  machine, one thread).
+
+The networks are untrained: latency and FLOPs do not depend on the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+
+import torch
+
+from agents.repro_hetnet import PAPER, decision_cost
+
+SCHEMES = ("maddqn-dmaddpg", "qmix", "maddpg", "mappo", "wmmse-ssa", "dqn-dddpg")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="20,40,100,200", help="comma-separated N values")
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--small-cells", type=int, default=4)
+    parser.add_argument("--subchannels", type=int, default=20)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    try:
+        sizes = [int(n) for n in args.sizes.split(",") if n.strip()]
+    except ValueError:
+        parser.error(f"--sizes {args.sizes!r}; allowed: comma-separated integers such as 20,40,100,200")
+    torch.set_num_threads(1)
+    latency: dict[str, dict[int, dict[str, float]]] = {}
+    for scheme in SCHEMES:
+        latency[scheme] = {}
+        for n in sizes:
+            if scheme == "dqn-dddpg" and n > 100:
+                continue                                       # its first layer grows as N^2
+            latency[scheme][n] = decision_cost(scheme, n, args.small_cells, args.subchannels, args.repeats)
+    result = {
+        "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": 1,
+                    "processor": platform.processor() or platform.machine()},
+        "network": {"num_small_cells": args.small_cells, "num_subchannels": args.subchannels},
+        "latency": latency,
+    }
+    ours = latency["maddqn-dmaddpg"].get(200)
+    if ours is not None:
+        result["vs_paper_n200"] = PAPER["decision_time_ms_n200"] / ours["latency_ms"]
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as stream:
+            stream.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
