@@ -97,3 +97,20 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
     from tqdm import tqdm
 
     return tqdm(iterable, total=total, desc=desc, disable=not enabled or None, file=sys.stderr, leave=False)
+
+
+def single_thread_torch() -> None:
+    """One intra-op thread for torch (``$TESTBED_TORCH_THREADS`` overrides): the twin's and agents' tensors are
+    small, and on a busy machine a second thread makes every step wait for a core (measured: 15x slower)."""
+    import os
+
+    import torch
+
+    threads = os.environ.get("TESTBED_TORCH_THREADS", "1")
+    try:
+        count = int(threads)
+        if count < 1:
+            raise ValueError
+    except ValueError:
+        raise BadInput(f"TESTBED_TORCH_THREADS={threads!r}; allowed: an integer >= 1") from None
+    torch.set_num_threads(count)

@@ -251,6 +251,9 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
         ota_slots: int | None, seed: int | None, store_path: str | None, config_path: str | None,
         sim_config: str | None, as_json: bool) -> None:
     """Calibrate, train in the twin with OTA episodes every Z_k, evaluate over the air, report (resumable)."""
+    from testbed.cliutil import single_thread_torch
+
+    single_thread_torch()
     from testbed.store import Store
 
     for name, value, low in (("--episodes", episodes, 1), ("--ota-every", ota_every, 0),
@@ -435,6 +438,9 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
 def eval_command(run_path: str, radio_list: str | None, episodes: int, seed: int | None, store_path: str | None,
                  config_path: str | None, sim_config: str | None, as_json: bool) -> None:
     """Evaluate a trained policy over the air (or on the run's analytic network) against the baselines."""
+    from testbed.cliutil import single_thread_torch
+
+    single_thread_torch()
     from agents.policy import load_policy
     from testbed.store import Store
 

@@ -131,6 +131,9 @@ def train(config_path: str | None, episodes: int | None, ota_every: int | None, 
           seed: int | None, num_envs: int | None, agent: str, out_dir: str | None, resume: bool,
           eval_episodes: int, as_json: bool) -> None:
     """Train the shared-DQN link-adaptation policy in the twin, every Z_k episodes on the physical network."""
+    from testbed.cliutil import single_thread_torch
+
+    single_thread_torch()
     from agents.baselines import MaxPowerCQIPolicy, OllaPolicy, RandomPolicy
     from agents.dqn import evaluate_policy
 

@@ -216,8 +216,10 @@ class OtaNetwork(LinkAdaptationNetwork):
                     n = int(lr.link_id)
                     sinr[0, n] = 10 ** (lr.sinr_db / 10) if math.isfinite(lr.sinr_db) else 0.0
                     per[0, n] = 1.0 - lr.blocks_ok / max(lr.n_blocks, 1)
+                    twin_sinr = float(model.terms.sinr[0, n])
                     self._last_measured[n] = {"sinr_db": lr.sinr_db, "evm": lr.evm, "bler": lr.bler,
-                                              "delivered_bits": lr.delivered_bits, "capped": capped[n]}
+                                              "delivered_bits": lr.delivered_bits, "capped": capped[n],
+                                              "twin_sinr_db": 10 * math.log10(twin_sinr) if twin_sinr > 0 else None}
         self._slot_counter += 1
         active = rrb.unsqueeze(0) >= 0
         order = modulation_order_tensor(modulation_index)
