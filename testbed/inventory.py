@@ -25,19 +25,21 @@ import click
 from radio.base import Radio, RadioSettings
 from radio.errors import RadioConfigError
 from radio.guard import TxGuard
+from radio.remote.client import OPTION_KEYS as _REMOTE_KEYS
 
-DRIVERS = ("sim", "loopback", "replay", "pluto", "usrp")
+DRIVERS = ("sim", "loopback", "replay", "pluto", "usrp", "remote")
 SIM_NAME = re.compile(r"^sim\d+$")
 LOOP_NAME = re.compile(r"^loop\d+$")
 
 DEFAULT_SAFETY: dict[str, Any] = {"allowed_bands": [[2400e6, 2483.5e6]], "max_tx_gain_db": 0.0}
 
 _ENTRY_KEYS: dict[str, set[str]] = {
-    "sim": set(),
-    "loopback": {"delay_samples", "noise_rms"},
+    "sim": {"faults"},
+    "loopback": {"delay_samples", "noise_rms", "faults"},
     "replay": {"path", "loop"},
     "pluto": {"uri", "extended_range"},
     "usrp": {"args", "channel", "subdev"},
+    "remote": set(_REMOTE_KEYS),
 }
 
 
@@ -156,6 +158,10 @@ def load_config(path: str | os.PathLike[str] | None = None,
             p = Path(options["path"])
             if not p.is_absolute() and path is not None:
                 options["path"] = str((Path(path).resolve().parent / p))
+        if "faults" in options:
+            _check_faults(options["faults"], f"{where} faults")
+        if driver == "remote":
+            _check_remote(options, where, None if path is None else Path(path).resolve().parent)
         radios[name] = RadioEntry(name, driver, options)
 
     safety = raw.get("safety", DEFAULT_SAFETY if path is None else {})
@@ -186,6 +192,32 @@ def load_config(path: str | os.PathLike[str] | None = None,
     return cfg
 
 
+def _check_faults(table: Any, where: str) -> None:
+    from radio.sim.faults import FaultPlan
+
+    try:
+        FaultPlan.from_table(table, where)
+    except RadioConfigError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _check_remote(options: dict[str, Any], where: str, config_dir: Path | None) -> None:
+    """Check a remote radio's keys; key file paths are made relative to the config file's directory."""
+    from radio.remote.client import RemoteOptions
+
+    try:
+        RemoteOptions.from_table(options, where)
+    except RadioConfigError as e:
+        raise ConfigError(str(e)) from None
+    if config_dir is None:
+        return
+    for key in ("client_key", "server_key"):
+        value = options.get(key)
+        # server_key may be the key itself (40 characters) rather than a file: only existing files are resolved.
+        if isinstance(value, str) and not Path(value).expanduser().is_absolute() and (config_dir / value).exists():
+            options[key] = str(config_dir / value)
+
+
 def _validate_sim(cfg: TestbedConfig) -> None:
     """Parse the [sim] table now, so a bad key fails before any radio is opened."""
     from radio.sim import SimConfig
@@ -201,11 +233,16 @@ def build_radio(entry: RadioEntry, cfg: TestbedConfig, *, air: Any = None) -> Ra
     """Construct one radio (not yet configured). ``air`` is the shared simulated air for ``sim`` radios."""
     settings = RadioSettings(**cfg.defaults) if cfg.defaults else None
     opts = dict(entry.options)
+    faults = opts.pop("faults", None)
     if entry.driver == "sim":
-        return air.radio(entry.name, cfg.guard, settings)
+        return _with_faults(air.radio(entry.name, cfg.guard, settings), faults)
     if entry.driver == "loopback":
         from radio.loopback import LoopbackRadio
-        return LoopbackRadio(entry.name, cfg.guard, settings, **opts)
+        return _with_faults(LoopbackRadio(entry.name, cfg.guard, settings, **opts), faults)
+    if entry.driver == "remote":
+        from radio.remote.client import RemoteOptions, RemoteRadio
+        return RemoteRadio.from_options(entry.name, RemoteOptions.from_table(opts, f"[radios.{entry.name}]"),
+                                        cfg.guard, settings)
     if entry.driver == "replay":
         from radio.replay import ReplayRadio
         return ReplayRadio(entry.name, opts["path"], cfg.guard, loop=bool(opts.get("loop", True)))
@@ -217,6 +254,15 @@ def build_radio(entry: RadioEntry, cfg: TestbedConfig, *, air: Any = None) -> Ra
         from radio.usrp import UsrpRadio
         return UsrpRadio(entry.name, opts.get("args", ""), cfg.guard, settings, channel=int(opts.get("channel", 0)))
     raise RadioConfigError(f"driver {entry.driver!r} of radio {entry.name!r}; allowed: {', '.join(DRIVERS)}")
+
+
+def _with_faults(radio: Radio, faults: Any) -> Radio:
+    """Wrap ``radio`` in the fault injector when its config entry has a ``faults`` table."""
+    if faults is None:
+        return radio
+    from radio.sim.faults import FaultPlan, FaultyRadio
+
+    return FaultyRadio(radio, FaultPlan.from_table(faults, f"[radios.{radio.name}] faults"))
 
 
 def make_air(cfg: TestbedConfig, seed: int | None = None) -> Any:
