@@ -810,6 +810,8 @@ class ContinualTrainer:
         self.calibrated = 0                   # calibration episodes finished
         self.twin_phi: float | None = None    # phi the twin was last set to from a measurement
         self.history: list[dict[str, Any]] = []
+        self.physical_available = True
+        """False while the physical network is unreachable (radios down): its episodes are played in the twin."""
 
     # --- Algorithm 2 -----------------------------------------------------------------------------------
     def is_physical_episode(self, episode: int) -> bool:
@@ -831,8 +833,10 @@ class ContinualTrainer:
             played.append(self._play_episode(self.calibrated, "physical", calibration=True))
         while self.episode < last:
             episode = self.episode + 1
-            source = "physical" if self.is_physical_episode(episode) else "twin"
+            source = "physical" if self.is_physical_episode(episode) and self.physical_available else "twin"
             metrics = self._play_episode(episode, source)
+            if source == "twin" and self.is_physical_episode(episode):
+                metrics["ota/skipped"] = True
             self.episode = episode
             played.append(metrics)
             every = c.checkpoint_every

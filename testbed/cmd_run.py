@@ -36,6 +36,7 @@ from typing import Any, Iterator
 
 import click
 
+from radio.errors import RadioFault
 from testbed.cliutil import BadInput, emit, handle_errors, json_option, progress
 from testbed.cmd_calibrate import _value, calibrate_or_reuse, store_option
 from testbed.inventory import load_config, open_radios, parse_radio_list, radio_options
@@ -45,6 +46,8 @@ __all__ = ["eval_command", "run"]
 DEFAULTS = {"episodes": 200, "ota_every": 40, "num_envs": 8, "eval_episodes": 1, "ota_slots": 40}
 """Budget of a default run on two simulated radios: 5 OTA episodes of 40 slots, 195 twin episodes of 8 networks."""
 POLICIES = ("dqn",)
+RETRY_FIRST_S, RETRY_MAX_S = 2.0, 60.0
+"""Backoff between probes of radios that failed (seconds, doubling up to the maximum)."""
 
 
 def _versions() -> dict[str, str]:
@@ -117,10 +120,17 @@ def _build(resolved: dict[str, Any], radios: dict[str, Any] | None, calibration:
 
 
 def _truncate_metrics(path: Path, last_episode: int) -> None:
+    """Keep the lines of episodes up to ``last_episode``; a line torn by a kill mid-write is dropped too."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("episode", 0) <= last_episode]
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            episode = json.loads(line).get("episode", 0)
+        except ValueError:
+            continue
+        if episode <= last_episode:
+            kept.append(line)
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
@@ -334,8 +344,18 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
             store.set_run_status(run_id, "running")
         else:
             (directory / "metrics.jsonl").unlink(missing_ok=True)
-            if store.run(run_id) is None:
+            # The id is the directory's name; a directory of the same name elsewhere already using it gets -2, -3...
+            base, n = run_id, 1
+            while (row := store.run(run_id)) is not None and row["run_dir"] != str(directory.resolve()):
+                n += 1
+                run_id = f"{base}-{n}"
+            resolved["run_id"] = run_id
+            if row is None:
                 store.create_run(run_id, str(directory.resolve()), resolved, resolved.get("calibration_id"))
+            else:
+                # An earlier start in this directory died before its first checkpoint: keep nothing of it.
+                store.delete_experiences_after(run_id, 0)
+                store.set_run_status(run_id, "running")
         (directory / "config.json").write_text(json.dumps(resolved, indent=2, sort_keys=True, default=str),
                                                encoding="utf-8")
         ota = trainer.physical if resolved["physical"]["kind"] == "ota" else None
@@ -344,16 +364,46 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
         from testbed.ota import OtaInterrupted
 
         first = trainer.episode
+        if not checkpoint.exists():
+            trainer.save_checkpoint(checkpoint)  # a radio that fails in the first episode rolls back to here
+        outages: list[dict[str, Any]] = []
+        backoff, next_probe = RETRY_FIRST_S, 0.0
+        trainer.out_dir = None  # the loop below checkpoints after the store has the episode
         with flag.installed():
             try:
                 for episode in progress(range(first + 1, trainer.config.episodes + 1),
                                         total=trainer.config.episodes - first, desc="run",
                                         enabled=not as_json and sys.stderr.isatty()):
-                    is_ota = trainer.is_physical_episode(episode)
+                    if ota is not None and not trainer.physical_available and time.monotonic() >= next_probe:
+                        if ota.probe():
+                            trainer.physical_available = True
+                            backoff = RETRY_FIRST_S
+                            outages[-1]["back_at_episode"] = episode
+                            click.echo(f"radios answer again; over-the-air episodes resume at episode {episode}",
+                                       err=True)
+                        else:
+                            next_probe = time.monotonic() + backoff
+                            backoff = min(2 * backoff, RETRY_MAX_S)
+                    is_ota = trainer.is_physical_episode(episode) and trainer.physical_available
                     t0 = time.perf_counter()
-                    trainer.out_dir = None  # the loop below checkpoints after the store has the episode
-                    played = trainer.run(until_episode=episode)
-                    trainer.out_dir = directory
+                    try:
+                        played = trainer.run(until_episode=episode)
+                    except RadioFault as e:
+                        if ota is None:
+                            raise
+                        # The episode in flight is lost: back to the last checkpoint, then keep training in the
+                        # twin while the radios are retried with backoff.
+                        ota.close()
+                        ota.drain()
+                        trainer.load_checkpoint(checkpoint)
+                        trainer.physical_available = False
+                        next_probe = time.monotonic() + backoff
+                        backoff = min(2 * backoff, RETRY_MAX_S)
+                        outages.append({"episode": episode, "error": f"{type(e).__name__}: {e}"})
+                        click.echo(f"radio fault in over-the-air episode {episode} ({e}); training continues in "
+                                   f"the twin, retrying the radios", err=True)
+                        is_ota = False
+                        played = trainer.run(until_episode=episode)
                     if is_ota:
                         ota_seconds += time.perf_counter() - t0
                     with open(directory / "metrics.jsonl", "a", encoding="utf-8") as stream:
@@ -370,7 +420,11 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
                         break
             except OtaInterrupted:
                 interrupted = True
+            except BaseException:
+                store.set_run_status(run_id, "failed")
+                raise
             finally:
+                trainer.out_dir = directory
                 if ota is not None:
                     ota.close()
         if interrupted:
@@ -393,6 +447,13 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
                                            resolved["dqn"]["seed"] + 10_000)
                 except OtaInterrupted:
                     evaluation = {}
+                except RadioFault as e:
+                    evaluation = {}
+                    outages.append({"episode": "evaluation", "error": f"{type(e).__name__}: {e}"})
+                    click.echo(f"radio fault during the evaluation ({e}); no over-the-air comparison", err=True)
+                finally:
+                    if ota is not None:
+                        ota.close()
             eval_seconds = time.perf_counter() - t0
             (directory / "evaluation.json").write_text(json.dumps(evaluation, indent=2), encoding="utf-8")
         store.set_run_status(run_id, "finished")
@@ -411,6 +472,7 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
         "last_phi": next((m["ota/measured_phi"] for m in reversed(metrics) if m.get("ota/measured_phi") is not None),
                          None),
         "policy_path": str(directory / "policy.pt"),
+        "radio_outages": outages,
     }
     summary["report"] = str(_report(directory, summary, calibration))
     (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")

@@ -111,6 +111,16 @@ class OtaNetwork(LinkAdaptationNetwork):
             links = [Link("idle", (0,), power_db=self.min_power_db)]
         return SlotPlan(self.numerology, tuple(links), tx_id=tx_id, payload_seed=self._slot_counter + 1)
 
+    def probe(self) -> bool:
+        """Whether every radio answers again (a short receive on each); the next slot reconfigures them."""
+        try:
+            for radio in self.radios.values():
+                radio.receive(64)
+        except Exception:  # noqa: BLE001 - any failure means "not back yet"
+            return False
+        self._configured = False
+        return True
+
     def close(self) -> None:
         """Stop every AP radio's transmission."""
         for name in self.ap_radios:

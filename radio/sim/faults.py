@@ -32,6 +32,9 @@ class FaultPlan:
     disconnect_after: int = 0
     """After this many calls (configure, transmit, stop_transmit, receive) the radio is gone: every later call
     raises RadioDisconnected, as an unplugged radio does."""
+    down_for: int = 0
+    """With ``disconnect_after``: the radio comes back after this many refused calls (an outage, as when a cable is
+    replugged or a remote host restarts); 0: it never comes back."""
     timeout_every: int = 0
     """Every k-th receive raises RadioTimeout; no samples are consumed."""
     overflow_every: int = 0
@@ -86,6 +89,8 @@ class FaultyRadio(Radio):
         self.injected: dict[str, int] = {"disconnect": 0, "timeout": 0, "overflow": 0, "corrupt": 0, "nan": 0}
         self._rng = np.random.default_rng(plan.seed)
         self._gone = False
+        self._back = False
+        self._refused = 0
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes this class lacks; "inner" itself missing means construction failed.
@@ -102,10 +107,17 @@ class FaultyRadio(Radio):
 
     def _count_call(self) -> None:
         if self._gone:
-            raise RadioDisconnected(f"{self.name}: disconnected (injected after {self.plan.disconnect_after} calls)")
+            self._refused += 1
+            if self.plan.down_for and self._refused > self.plan.down_for:
+                self._gone = False
+                self._back = True
+            else:
+                raise RadioDisconnected(f"{self.name}: disconnected (injected after {self.plan.disconnect_after} "
+                                        f"calls)")
         self.calls += 1
-        if self.plan.disconnect_after and self.calls > self.plan.disconnect_after:
+        if self.plan.disconnect_after and self.calls > self.plan.disconnect_after and not self._back:
             self._gone = True
+            self._refused = 1
             self.injected["disconnect"] += 1
             raise RadioDisconnected(f"{self.name}: disconnected (injected after {self.plan.disconnect_after} calls)")
 

@@ -79,7 +79,7 @@ def test_corrupted_and_nan_buffers_differ_only_in_the_marked_run(kind):
 
 
 def test_fault_plan_errors_name_the_key_and_the_allowed_values():
-    with pytest.raises(RadioConfigError, match="unknown key 'disconect_after'; allowed: disconnect_after, "
+    with pytest.raises(RadioConfigError, match="unknown key 'disconect_after'; allowed: disconnect_after, down_for, "
                                                "timeout_every"):
         FaultPlan.from_table({"disconect_after": 3})
     with pytest.raises(RadioConfigError, match="faults.nan_every = -1; allowed: an integer from 0"):
@@ -107,3 +107,19 @@ def test_faults_from_the_testbed_config(tmp_path):
     with pytest.raises(ConfigError, match=r"\[radios.sim0\] faults: unknown key 'overflow'; allowed: "
                                           r"disconnect_after"):
         load_config(p)
+
+
+def test_an_outage_ends_after_down_for_refused_calls():
+    """disconnect_after + down_for: the radio refuses exactly down_for calls, then answers again for good."""
+    from radio.loopback import LoopbackRadio
+
+    radio = FaultyRadio(LoopbackRadio("loop0"), FaultPlan(disconnect_after=2, down_for=3))
+    outcomes = []
+    for _ in range(12):
+        try:
+            outcomes.append(radio.receive(16).samples.size == 16)
+        except RadioDisconnected:
+            outcomes.append(False)
+    first_down = outcomes.index(False)
+    assert outcomes[first_down:first_down + 3] == [False] * 3
+    assert all(outcomes[first_down + 3:]) and all(outcomes[:first_down])
