@@ -1,0 +1,498 @@
+"""``testbed run`` and ``testbed eval`` end to end: a short run on two simulated radios and one on the analytic
+network write every artifact; the store holds exactly the OTA transitions played; resume after SIGKILL, after a
+crash between the store write and the checkpoint, and after Ctrl-C continues without duplicates; bad input exits 2
+naming the problem; a TX-guard refusal stops the run without marking it finished.
+
+Budgets are tiny (an episode of the default twin is 100 slots x 8 networks; OTA episodes have 3-4 slots); one quick
+calibration per module is stored and reused by every run on radios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from agents.checkpoint import load_checkpoint
+from testbed.cli import main
+from testbed.store import Store
+
+RADIOS = "sim0,sim1"
+PLOTS = ("training.png", "phi.png", "evaluation.png")
+EVAL_KEYS = {"policy", "maxp-3gpp-cqi", "olla", "random"}
+MAX_LINKS_PER_SLOT = 8          # the default twin's RRBs: at most one link per RRB and slot
+WAIT_S = 300.0                  # bound of every wait on a subprocess (the machine may be slow)
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; returns (exit code, stdout, stderr). Built-in testbed config, no default store."""
+    result = CliRunner().invoke(main, list(args), env={"TESTBED_CONFIG": None, "TESTBED_STORE": None})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def last_json(stdout: str) -> dict[str, Any]:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def metric_lines(run_dir: Path) -> list[dict[str, Any]]:
+    """The complete lines of metrics.jsonl (a line still being written is left out)."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.split("\n")[:-1] if line.strip()]
+
+
+def physical_in_replay(metrics: dict[str, Any]) -> int:
+    """Physical transitions held by the replay memory after an episode (from its metrics line)."""
+    return round(metrics["replay/size"] * metrics["replay/physical_fraction"])
+
+
+def experiences(store_path: Path, run_id: str) -> list[dict[str, Any]]:
+    with Store(store_path) as store:
+        return list(store.experiences(run_id))
+
+
+def run_row(store_path: Path, run_id: str) -> dict[str, Any] | None:
+    with Store(store_path) as store:
+        return store.run(run_id)
+
+
+def check_experiences(rows: list[dict[str, Any]], ota_episodes: set[int], slots: int) -> None:
+    """Rows of OTA episodes only, one per (episode, slot, link), at most one link per RRB and slot, non-negative
+    goodput, and the measurement of each link."""
+    keys = [(r["episode"], r["step"], r["link"]) for r in rows]
+    assert len(keys) == len(set(keys)), "an experience is stored twice"
+    assert {r["episode"] for r in rows} == ota_episodes
+    assert all(1 <= r["step"] <= slots for r in rows)
+    per_slot: dict[tuple[int, int], int] = {}
+    for r in rows:
+        per_slot[(r["episode"], r["step"])] = per_slot.get((r["episode"], r["step"]), 0) + 1
+    assert max(per_slot.values()) <= MAX_LINKS_PER_SLOT
+    for r in rows:
+        assert r["reward"] >= 0
+        assert {"sinr_db", "bler"} <= set(r["measured"]), r["measured"]
+        assert len(r["state"]) == len(r["next_state"]) == 6
+
+
+@dataclass
+class Lab:
+    root: Path
+    store: Path
+    calibration_id: int
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A store holding one quick calibration of sim0,sim1 (reused by every run on them); cwd is a scratch dir."""
+    root = tmp_path_factory.mktemp("run")
+    store = root / "store.sqlite"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        code, out, err = invoke("calibrate", "--radios", RADIOS, "--quick", "--json", "--store", str(store))
+        assert code == 0, err
+        yield Lab(root, store, last_json(out)["id"])
+
+
+@pytest.fixture(scope="module")
+def ota_run(lab):
+    """Two episodes on the radios, the second over the air (3 slots), one OTA evaluation episode per policy."""
+    run_dir = lab.root / "ota"
+    code, out, err = invoke("run", "--radios", RADIOS, "--episodes", "2", "--ota-every", "2", "--ota-slots", "3",
+                            "--eval-episodes", "1", "--run-dir", str(run_dir), "--store", str(lab.store), "--json")
+    assert code == 0, err
+    return run_dir, last_json(out)
+
+
+@pytest.fixture(scope="module")
+def analytic_run(lab):
+    """Two episodes against the analytic physical network (phi 0.4), the second one 'physical'; no radios."""
+    run_dir = lab.root / "analytic"
+    code, out, err = invoke("run", "--physical", "analytic:phi=0.4", "--episodes", "2", "--ota-every", "2",
+                            "--eval-episodes", "0", "--run-dir", str(run_dir), "--store", str(lab.store), "--json")
+    assert code == 0, err
+    return run_dir, last_json(out)
+
+
+# --- end to end --------------------------------------------------------------------------------------------------
+
+def test_ota_run_writes_every_artifact_and_reuses_the_stored_calibration(lab, ota_run):
+    """Exit 0; config.json (versions, calibration id), metrics.jsonl (one line per episode, 'physical' exactly on
+    the episodes divisible by --ota-every), checkpoint, calibration.json, policy, evaluation, summary and the report
+    with its plots; the calibration made before is reused, not redone."""
+    run_dir, summary = ota_run
+    for name in ("config.json", "metrics.jsonl", "checkpoint.pt", "calibration.json", "policy.pt",
+                 "evaluation.json", "summary.json", "report.html") + PLOTS:
+        assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, name
+
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["calibration_id"] == lab.calibration_id and config["radios"] == ["sim0", "sim1"]
+    assert {"python", "testbed", "torch", "numpy"} <= set(config["versions"])
+    assert config["ota_slots"] == 3 and config["dqn"]["episodes"] == 2 and config["dqn"]["ota_every"] == 2
+    assert json.loads((run_dir / "calibration.json").read_text())["id"] == lab.calibration_id
+
+    metrics = metric_lines(run_dir)
+    assert [m["episode"] for m in metrics] == [1, 2]
+    assert [m["source"] for m in metrics] == ["twin", "physical"]
+    assert metrics[1]["ota/measured_phi"] is not None
+
+    assert summary == json.loads((run_dir / "summary.json").read_text())
+    assert summary["episodes"] == 2 and summary["ota_episodes"] == 1
+    assert summary["calibration_id"] == lab.calibration_id and summary["calibration_reused"] is True
+    assert set(summary["evaluation"]) == EVAL_KEYS
+    assert json.loads((run_dir / "evaluation.json").read_text()) == summary["evaluation"]
+    assert all(v >= 0 for v in summary["evaluation"].values())
+    assert 0 < summary["ota_share"] <= 1
+    page = (run_dir / "report.html").read_text()
+    assert all(f'src="{p}"' in page for p in PLOTS) and f"Calibration {lab.calibration_id}" in page
+    assert load_checkpoint(run_dir / "checkpoint.pt")["episode"] == 2
+
+    with Store(lab.store) as store:
+        assert len(store.calibrations()) == 1           # reused: no second record
+        row = store.run("ota")
+    assert row["status"] == "finished" and row["calibration_id"] == lab.calibration_id
+
+
+def test_ota_experiences_are_exactly_the_link_slots_played_over_the_air(lab, ota_run):
+    """The store holds one row per scheduled link and slot of the OTA episode: as many as the physical transitions
+    the replay memory received, goodputs that add up to the episode's reward, each with its measured SINR and
+    BLER; one KPM sample per slot."""
+    run_dir, _ = ota_run
+    metrics = metric_lines(run_dir)
+    rows = experiences(lab.store, "ota")
+    check_experiences(rows, {2}, slots=3)
+    assert len(rows) == physical_in_replay(metrics[-1]) > 0
+    assert sum(r["reward"] for r in rows) / 3 == pytest.approx(metrics[1]["ota/episode_reward"], rel=1e-5)
+    with Store(lab.store) as store:
+        assert len(store.kpms("ota/sinr_db", "ota")) == len({r["step"] for r in rows})
+
+
+def test_eval_of_a_finished_run_compares_the_policy_with_the_baselines_over_the_air(lab, ota_run):
+    """``testbed eval --run DIR --json`` replays the run's radios and calibration: the four policies, each a mean
+    goodput per slot."""
+    run_dir, _ = ota_run
+    code, out, err = invoke("eval", "--run", str(run_dir), "--store", str(lab.store), "--json")
+    assert code == 0, err
+    result = last_json(out)
+    assert set(result["evaluation"]) == EVAL_KEYS
+    assert all(v >= 0 for v in result["evaluation"].values())
+    assert result["radios"] == ["sim0", "sim1"] and result["episodes"] == 1
+
+
+def test_analytic_run_needs_no_radios(lab, analytic_run):
+    """``--physical analytic:phi=0.4``: no calibration, no OTA experiences; the measured phi is near the hidden
+    0.4; every other artifact as on radios; the run is finished."""
+    run_dir, summary = analytic_run
+    assert not (run_dir / "calibration.json").exists()
+    for name in ("config.json", "metrics.jsonl", "checkpoint.pt", "policy.pt", "summary.json", "report.html",
+                 "training.png", "phi.png"):
+        assert (run_dir / name).is_file(), name
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["radios"] == [] and config["physical"] == {"kind": "analytic", "phi": 0.4}
+    assert config["calibration_id"] is None and {"python", "torch"} <= set(config["versions"])
+    assert [m["source"] for m in metric_lines(run_dir)] == ["twin", "physical"]
+    assert summary["episodes"] == 2 and summary["ota_episodes"] == 1 and summary["evaluation"] == {}
+    assert summary["calibration_id"] is None and summary["radios"] == []
+    assert abs(summary["last_phi"] - 0.4) < 0.15
+    assert "No calibration" in (run_dir / "report.html").read_text()
+    assert run_row(lab.store, "analytic")["status"] == "finished"
+    assert experiences(lab.store, "analytic") == []
+
+
+# --- resume ------------------------------------------------------------------------------------------------------
+
+def _spawn(args: list[str], cwd: Path, name: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in ("TESTBED_CONFIG", "TESTBED_STORE")}
+    return subprocess.Popen([sys.executable, "-m", "testbed.cli", *args], cwd=cwd, env=env,
+                            stdout=open(cwd / f"{name}.out", "w"), stderr=open(cwd / f"{name}.err", "w"))
+
+
+def _wait_until(proc: subprocess.Popen, ready, what: str, cwd: Path, name: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not ready():
+        if proc.poll() is not None:
+            pytest.fail(f"the run exited ({proc.returncode}) before {what}: {(cwd / f'{name}.err').read_text()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {WAIT_S} s")
+        time.sleep(0.1)
+
+
+def test_resume_after_sigkill_continues_without_duplicate_episodes(lab, tmp_path):
+    """SIGKILL an analytic run once two episodes are done (and tear its last metrics line); ``--resume`` finishes
+    it: metrics hold exactly one line per episode 1..Z, the summary counts Z, the store says finished."""
+    run_dir = tmp_path / "killed"
+    proc = _spawn(["run", "--physical", "analytic:phi=0.4", "--episodes", "4", "--ota-every", "2",
+                   "--eval-episodes", "0", "--run-dir", str(run_dir), "--store", str(lab.store), "--json"],
+                  tmp_path, "killed")
+    try:
+        _wait_until(proc, lambda: len(metric_lines(run_dir)) >= 2 and (run_dir / "checkpoint.pt").exists(),
+                    "two episodes and a checkpoint", tmp_path, "killed")
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert run_row(lab.store, "killed")["status"] == "running"
+    assert load_checkpoint(run_dir / "checkpoint.pt")["episode"] in (2, 3, 4)
+    # A kill can also land in the middle of writing a metrics line: the torn tail belongs to the episode in flight.
+    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as stream:
+        stream.write('{"episode": 9, "source": "tw')
+
+    code, out, err = invoke("run", "--resume", str(run_dir), "--store", str(lab.store), "--json")
+    assert code == 0, err
+    assert last_json(out)["episodes"] == 4
+    assert [m["episode"] for m in metric_lines(run_dir)] == [1, 2, 3, 4]
+    assert [m["source"] for m in metric_lines(run_dir)] == ["twin", "physical", "twin", "physical"]
+    assert json.loads((run_dir / "summary.json").read_text())["episodes"] == 4
+    assert run_row(lab.store, "killed")["status"] == "finished"
+
+
+class _Crash(RuntimeError):
+    """Stands in for a SIGKILL at the worst moment: after the store has an episode, before its checkpoint."""
+
+
+def test_resume_drops_the_stored_experiences_of_an_episode_without_checkpoint(lab, tmp_path, monkeypatch):
+    """An OTA run dies after episode 2's experiences are stored but before its checkpoint: the store is ahead of
+    the checkpoint. ``--resume`` drops them and replays episode 2: in the end the store holds each link-slot
+    once, as many as the replay memory's physical transitions, and metrics one line per episode."""
+    from agents.dqn import ContinualTrainer
+
+    real = ContinualTrainer.save_checkpoint
+
+    def crash_at_episode_2(self, path):
+        if self.episode == 2:
+            raise _Crash("killed")
+        return real(self, path)
+
+    run_dir = tmp_path / "crashed"
+    args = ["--radios", RADIOS, "--episodes", "3", "--ota-every", "1", "--ota-slots", "3", "--eval-episodes", "0",
+            "--run-dir", str(run_dir), "--store", str(lab.store), "--json"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ContinualTrainer, "save_checkpoint", crash_at_episode_2)
+    with pytest.raises(_Crash):
+        invoke("run", *args)
+    monkeypatch.undo()
+    assert load_checkpoint(run_dir / "checkpoint.pt")["episode"] == 1
+    assert {r["episode"] for r in experiences(lab.store, "crashed")} == {1, 2}       # ahead of the checkpoint
+    assert [m["episode"] for m in metric_lines(run_dir)] == [1, 2]
+
+    code, out, err = invoke("run", "--resume", str(run_dir), "--store", str(lab.store), "--json")
+    assert code == 0, err
+    summary = last_json(out)
+    assert summary["episodes"] == 3 and summary["ota_episodes"] == 3
+    assert summary["calibration_id"] == lab.calibration_id
+    metrics = metric_lines(run_dir)
+    assert [m["episode"] for m in metrics] == [1, 2, 3] and {m["source"] for m in metrics} == {"physical"}
+    rows = experiences(lab.store, "crashed")
+    check_experiences(rows, {1, 2, 3}, slots=3)
+    assert len(rows) == physical_in_replay(metrics[-1])
+    assert run_row(lab.store, "crashed")["status"] == "finished"
+
+
+def test_a_run_that_dies_in_its_first_episode_resumes_from_the_start_keeping_none_of_its_experiences(
+        lab, tmp_path, monkeypatch):
+    """The first attempt dies after episode 1's experiences are stored, before that episode's checkpoint: the
+    directory holds a run (checkpointed at episode 0), so the same command is refused and ``--resume`` starts
+    from episode 1 again; the store ends with the new attempt's rows only."""
+    from agents.dqn import ContinualTrainer
+
+    real = ContinualTrainer.save_checkpoint
+
+    def crash_at_episode_1(self, path):
+        if self.episode == 1:
+            raise _Crash("killed")
+        return real(self, path)
+
+    run_dir = tmp_path / "again"
+    args = ["run", "--radios", RADIOS, "--episodes", "1", "--ota-every", "1", "--ota-slots", "3", "--eval-episodes",
+            "0", "--run-dir", str(run_dir), "--store", str(lab.store), "--json"]
+    monkeypatch.chdir(tmp_path)
+    with monkeypatch.context() as mp:
+        mp.setattr(ContinualTrainer, "save_checkpoint", crash_at_episode_1)
+        with pytest.raises(_Crash):
+            invoke(*args)
+    assert load_checkpoint(run_dir / "checkpoint.pt")["episode"] == 0
+    assert {r["episode"] for r in experiences(lab.store, "again")} == {1}
+    code, out, err = invoke(*args)
+    assert code == 2 and "already holds a run" in err
+    code, out, err = invoke("run", "--resume", str(run_dir), "--store", str(lab.store), "--json")
+    assert code == 0, err
+    rows = experiences(lab.store, "again")
+    check_experiences(rows, {1}, slots=3)
+    assert len(rows) == physical_in_replay(metric_lines(run_dir)[-1])
+    assert [m["episode"] for m in metric_lines(run_dir)] == [1]
+    assert run_row(lab.store, "again")["status"] == "finished"
+
+
+def test_runs_in_directories_of_the_same_name_do_not_share_a_record(lab, tmp_path, monkeypatch):
+    """Two runs whose directories have the same name (a/same, b/same) get distinct run records; each holds its
+    own directory and only its own experiences."""
+    monkeypatch.chdir(tmp_path)
+    ids = []
+    for parent in ("a", "b"):
+        run_dir = tmp_path / parent / "same"
+        code, out, err = invoke("run", "--radios", RADIOS, "--episodes", "1", "--ota-every", "1", "--ota-slots", "3",
+                                "--eval-episodes", "0", "--run-dir", str(run_dir), "--store", str(lab.store),
+                                "--json")
+        assert code == 0, err
+        run_id = last_json(out)["run"]
+        assert json.loads((run_dir / "config.json").read_text())["run_id"] == run_id
+        assert Path(run_row(lab.store, run_id)["run_dir"]) == run_dir.resolve()
+        rows = experiences(lab.store, run_id)
+        check_experiences(rows, {1}, slots=3)
+        assert len(rows) == physical_in_replay(metric_lines(run_dir)[-1])
+        ids.append(run_id)
+    assert ids[0] != ids[1]
+
+
+def test_sigint_stops_an_ota_run_cleanly_and_resume_continues(lab, tmp_path):
+    """Ctrl-C during OTA episodes: the run stops after the slot in flight, exits 0 and says it was interrupted
+    (the store too); nothing of the unfinished episode is kept; ``--resume`` plays the remaining episodes."""
+    run_dir = tmp_path / "stopped"
+    proc = _spawn(["run", "--radios", RADIOS, "--episodes", "3", "--ota-every", "1", "--ota-slots", "4",
+                   "--eval-episodes", "0", "--run-dir", str(run_dir), "--store", str(lab.store), "--json"],
+                  tmp_path, "stopped")
+    try:
+        _wait_until(proc, lambda: len(metric_lines(run_dir)) >= 1, "a finished episode", tmp_path, "stopped")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = (tmp_path / "stopped.err").read_text()
+    assert proc.returncode == 0, err
+    stopped = last_json((tmp_path / "stopped.out").read_text())
+    assert stopped["interrupted"] is True and stopped["resume"].endswith(str(run_dir))
+    done = stopped["episodes"]
+    assert 1 <= done < 3
+    assert [m["episode"] for m in metric_lines(run_dir)] == list(range(1, done + 1))
+    assert load_checkpoint(run_dir / "checkpoint.pt")["episode"] == done
+    assert run_row(lab.store, "stopped")["status"] == "interrupted"
+    assert {r["episode"] for r in experiences(lab.store, "stopped")} == set(range(1, done + 1))
+    assert not (run_dir / "summary.json").exists()
+
+    code, out, err = invoke("run", "--resume", str(run_dir), "--store", str(lab.store), "--json")
+    assert code == 0, err
+    assert last_json(out)["episodes"] == 3
+    metrics = metric_lines(run_dir)
+    assert [m["episode"] for m in metrics] == [1, 2, 3]
+    rows = experiences(lab.store, "stopped")
+    check_experiences(rows, {1, 2, 3}, slots=4)
+    assert len(rows) == physical_in_replay(metrics[-1])
+    assert run_row(lab.store, "stopped")["status"] == "finished"
+
+
+# --- bad input ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, says", [
+    (["--radios", "sim0"], "two or more different radios"),
+    (["--radios", "sim0,sim0"], "two or more different radios"),
+    (["--radios", "sim0,nosuch"], "nosuch"),
+    ([], "--radios is required"),
+    (["--radios", RADIOS, "--physical", "analytic:phi=0.4"], "either --radios or --physical"),
+    (["--physical", "analytic:phi=0.4", "--episodes", "0"], "--episodes 0"),
+    (["--physical", "analytic:phi=0.4", "--ota-slots", "0"], "--ota-slots 0"),
+    (["--resume", "/nonexistent/run"], "/nonexistent/run"),
+])
+def test_bad_input_exits_2_naming_the_problem(tmp_path, monkeypatch, args, says):
+    """Exit 2 with a message naming the bad value, before anything is calibrated, trained or stored."""
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "s.sqlite"
+    code, out, err = invoke("run", *args, "--run-dir", str(tmp_path / "r"), "--store", str(store))
+    assert code == 2, (out, err)
+    assert says in err
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+    if store.exists():
+        with Store(store) as s:
+            assert s.calibrations() == [] and s.run("r") is None
+
+
+def test_run_dir_of_an_existing_run_exits_2(lab, analytic_run):
+    """A directory that already holds a run is not overwritten: exit 2 pointing at --resume; the run is intact."""
+    run_dir, _ = analytic_run
+    before = (run_dir / "metrics.jsonl").read_text()
+    code, out, err = invoke("run", "--physical", "analytic:phi=0.4", "--episodes", "1", "--run-dir", str(run_dir),
+                            "--store", str(lab.store))
+    assert code == 2 and "already holds a run" in err and "--resume" in err
+    assert (run_dir / "metrics.jsonl").read_text() == before
+
+
+def test_eval_of_a_directory_without_a_policy_exits_2(tmp_path):
+    code, out, err = invoke("eval", "--run", str(tmp_path), "--store", str(tmp_path / "s.sqlite"))
+    assert code == 2 and "policy.pt" in err
+
+
+# --- the TX guard ------------------------------------------------------------------------------------------------
+
+GUARD_5_8 = "[safety]\nallowed_bands = [[5725e6, 5875e6]]\nmax_tx_gain_db = 0.0\n"
+
+
+def test_a_guard_that_excludes_the_carrier_refuses_the_calibration(tmp_path, monkeypatch):
+    """[safety] allows 5.8 GHz only: the calibration's first transmission at 2.45 GHz is refused. The run exits
+    with the guard's message (exit 2: the CLI maps a TX-guard refusal to bad input, the configuration forbids
+    it); no calibration, no run row, no checkpoint."""
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "guard.toml"
+    config.write_text(GUARD_5_8)
+    store = tmp_path / "s.sqlite"
+    code, out, err = invoke("run", "--radios", RADIOS, "--episodes", "2", "--ota-every", "1", "--ota-slots", "3",
+                            "--run-dir", str(tmp_path / "r"), "--store", str(store), "--config", str(config))
+    assert code == 2, (out, err)
+    assert "TX guard" in err and "2450" in err
+    with Store(store) as s:
+        assert s.calibrations() == [] and s.run("r") is None
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_a_guard_refusal_in_an_ota_episode_stops_the_run_unfinished(lab, tmp_path, monkeypatch):
+    """With a stored calibration to reuse, the first transmission is the OTA episode's first slot: refused, the
+    run stops with the guard's message, no experience stored, no episode checkpointed, and the run is not marked
+    finished."""
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "guard.toml"
+    config.write_text(GUARD_5_8)
+    run_dir = tmp_path / "guarded"
+    code, out, err = invoke("run", "--radios", RADIOS, "--episodes", "2", "--ota-every", "1", "--ota-slots", "3",
+                            "--run-dir", str(run_dir), "--store", str(lab.store), "--config", str(config))
+    assert code == 2, (out, err)
+    assert "TX guard" in err
+    row = run_row(lab.store, "guarded")
+    assert row is not None and row["status"] != "finished" and row["calibration_id"] == lab.calibration_id
+    assert experiences(lab.store, "guarded") == []
+    assert metric_lines(run_dir) == []
+    if (run_dir / "checkpoint.pt").exists():
+        assert load_checkpoint(run_dir / "checkpoint.pt")["episode"] == 0
+
+
+@pytest.mark.slow
+def test_recalibrate_makes_a_new_record_even_with_a_fresh_one_stored(lab, tmp_path, monkeypatch):
+    """``--recalibrate`` runs the full calibration although the store has a record younger than 24 h: the run uses
+    the new record (not reused), and the store holds one more."""
+    import sqlite3
+
+    store = tmp_path / "copy.sqlite"
+    with sqlite3.connect(lab.store) as src, sqlite3.connect(store) as dst:
+        src.backup(dst)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = invoke("run", "--radios", RADIOS, "--episodes", "1", "--ota-every", "1", "--ota-slots", "3",
+                            "--eval-episodes", "0", "--recalibrate", "--run-dir", str(tmp_path / "recal"),
+                            "--store", str(store), "--json")
+    assert code == 0, err
+    summary = last_json(out)
+    assert summary["calibration_reused"] is False and summary["calibration_id"] != lab.calibration_id
+    with Store(store) as s:
+        assert [r.id for r in s.calibrations()] == [summary["calibration_id"], lab.calibration_id]
+    assert json.loads((tmp_path / "recal" / "calibration.json").read_text())["id"] == summary["calibration_id"]
