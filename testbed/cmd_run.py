@@ -413,7 +413,7 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
                         ota.end_episode()
                         rows, kpms = ota.drain()
                         store.add_experiences(run_id, episode, rows)
-                        store.add_kpms(kpms, run_id)
+                        store.add_kpms([{**k, "episode": episode} for k in kpms], run_id)
                     trainer.save_checkpoint(checkpoint)
                     if flag.stop:
                         interrupted = True
@@ -542,10 +542,14 @@ def eval_command(run_path: str, radio_list: str | None, episodes: int, seed: int
                                                     show_progress=not as_json)
         trainer, twin_config = _build(resolved, radios, calibration, directory, flag)
         network = trainer.physical.context_network
+        from testbed.ota import OtaInterrupted
+
         with flag.installed():
             try:
                 evaluation = _evaluate(policy_obj, network, twin_config, episodes,
                                        (resolved["dqn"]["seed"] + 20_000) if seed is None else seed)
+            except OtaInterrupted:
+                raise click.ClickException("evaluation interrupted; nothing was compared") from None
             finally:
                 if hasattr(trainer.physical, "close"):
                     trainer.physical.close()

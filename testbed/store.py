@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS radios (
@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS kpm_samples (
     radio TEXT,
     link INTEGER,
     name TEXT NOT NULL,
-    value REAL
+    value REAL,
+    episode INTEGER                  -- the run's episode that produced it (NULL outside runs)
 );
 CREATE INDEX IF NOT EXISTS kpm_by_run ON kpm_samples (run_id, name, ts);
 """
@@ -145,6 +146,10 @@ class Store:
         if version == 0:
             # Idempotent DDL, with the version written last: an interrupted creation is simply redone.
             self._db.executescript(f"BEGIN;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+        elif version == 1:
+            # Version 2 adds the episode of a KPM sample (so a resumed run can drop the in-flight episode's).
+            self._db.executescript("BEGIN;ALTER TABLE kpm_samples ADD COLUMN episode INTEGER;"
+                                   f"PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
 
     # ---- plumbing ------------------------------------------------------------------------------------------------
     class _Tx:
@@ -270,8 +275,10 @@ class Store:
         return len(values)
 
     def delete_experiences_after(self, run_id: str, episode: int) -> int:
-        """Drop experiences of episodes after ``episode`` (used by resume to discard an episode in flight)."""
+        """Drop experiences and KPM samples of episodes after ``episode`` (used by resume to discard an episode in
+        flight). Returns the number of experiences dropped."""
         with self.transaction() as db:
+            db.execute("DELETE FROM kpm_samples WHERE run_id=? AND episode>?", (run_id, episode))
             return db.execute("DELETE FROM ota_experiences WHERE run_id=? AND episode>?", (run_id, episode)).rowcount
 
     def experiences(self, run_id: str) -> Iterator[dict[str, Any]]:
@@ -281,13 +288,13 @@ class Store:
                    "reward": r[5], "next_state": json.loads(r[6]), "measured": json.loads(r[7])}
 
     def add_kpms(self, samples: Iterable[Mapping[str, Any]], run_id: str | None = None) -> int:
-        """KPM samples (keys: name, value, and optionally ts, radio, link)."""
+        """KPM samples (keys: name, value, and optionally ts, radio, link, episode)."""
         now = time.time()
         values = [(run_id, float(s.get("ts", now)), s.get("radio"), s.get("link"), str(s["name"]),
-                   None if s["value"] is None else float(s["value"])) for s in samples]
+                   None if s["value"] is None else float(s["value"]), s.get("episode")) for s in samples]
         with self.transaction() as db:
-            db.executemany("INSERT INTO kpm_samples (run_id, ts, radio, link, name, value) VALUES (?, ?, ?, ?, ?, ?)",
-                           values)
+            db.executemany("INSERT INTO kpm_samples (run_id, ts, radio, link, name, value, episode) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)", values)
         return len(values)
 
     def kpms(self, name: str, run_id: str | None = None) -> list[tuple[float, float | None]]:

@@ -99,3 +99,30 @@ def test_kpms_and_radios(tmp_path):
         assert [r["serial"] for r in s.radios()] == ["x"]
         s.add_kpms([{"name": "ota/evm", "value": 0.03, "ts": 2.0}, {"name": "ota/evm", "value": 0.04, "ts": 1.0}])
         assert s.kpms("ota/evm") == [(1.0, 0.04), (2.0, 0.03)]
+
+
+def test_a_version_1_store_is_upgraded_and_resume_drops_the_episode_in_flight(tmp_path):
+    """A store written before KPM samples carried their episode opens, gains the column, and keeps its data;
+    dropping episodes after a checkpoint removes their experiences and KPM samples, nothing else."""
+    import sqlite3
+
+    from testbed.store import _SCHEMA
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(_SCHEMA.replace("    value REAL,\n    episode INTEGER                  -- the run's episode "
+                                     "that produced it (NULL outside runs)\n", "    value REAL\n"))
+    db.execute("PRAGMA user_version=1")
+    db.execute("INSERT INTO kpm_samples (run_id, ts, name, value) VALUES (NULL, 1.0, 'ota/evm', 0.05)")
+    db.commit()
+    db.close()
+    with Store(path) as store:
+        assert store.kpms("ota/evm") == [(1.0, 0.05)]
+        store.create_run("r", str(tmp_path), {})
+        for episode in (1, 2):
+            store.add_experiences("r", episode, [{"step": 0, "link": 0, "state": [0.0], "action": 1, "reward": 1.0,
+                                                  "next_state": [0.0]}])
+            store.add_kpms([{"name": "ota/sinr_db", "value": 10.0 + episode, "episode": episode}], "r")
+        store.delete_experiences_after("r", 1)
+        assert [row["episode"] for row in store.experiences("r")] == [1]
+        assert [v for _, v in store.kpms("ota/sinr_db", "r")] == [11.0]
