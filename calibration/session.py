@@ -72,9 +72,9 @@ class CalibrationSettings:
     """Slot power of the EVM sweep relative to a fully loaded slot at the plan's back-off (dB; 0 = RMS -12 dBFS)."""
     leakage_levels_db: tuple[float, ...] = (-4.0, 0.0, 4.0, 8.0)
     """Power of the single RB group of the leakage sweep (dB re the slot's full power per RE)."""
-    aclr_levels_db: tuple[float, ...] = (-15.0, -10.0, -5.0, -2.0, 0.0)
+    aclr_levels_db: tuple[float, ...] = (-10.0, -6.0, -3.0, 0.0)
     """Carrier power of the ACLR sweep (dB re a fully loaded slot at the plan's back-off)."""
-    mcs_levels_db: tuple[float, ...] = tuple(float(x) for x in range(-45, 1, 3))
+    mcs_levels_db: tuple[float, ...] = tuple(float(x) for x in range(-39, 1, 3))
     """Link power of the MCS (BLER versus SINR) sweep (dB re the slot's full power per RE); empty: no sweep."""
     mcs_menu: tuple[tuple[str, str], ...] = tuple((m, r) for m in ("bpsk", "qpsk", "16qam", "64qam")
                                                   for r in ("1/2", "3/4", "5/6"))
@@ -85,7 +85,7 @@ class CalibrationSettings:
     """RBs per group in the leakage sweep (one twin RRB)."""
     wide_rate_sps: float = 30.72e6
     """Sample rate of the ACLR captures (must reach the second adjacent channel)."""
-    aclr_capture_slots: int = 6
+    aclr_capture_slots: int = 12
     """Slot lengths (at the wide rate) captured for each ACLR point."""
     loopback: bool | None = None
     """Use loopback (a radio hearing its own transmission) where the radio supports it; None: where supported."""
@@ -252,7 +252,9 @@ def _leakage_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]]
                 tx.stop_transmit()
                 quiet, meta2 = rx.receive(2 * plan.slot_length + 64)
                 off = rb_power_profile(quiet, plan, rep.sync)
-                net = np.clip(on - off, 0.0, None)
+                # Noise removed from group totals, not bin by bin: clipping each noisy difference at zero would
+                # add power where the leakage lies below the noise.
+                net = on - off
                 own = float(np.mean(net[first:first + g]))
                 if own <= 0:
                     raise SweepPointFailed(f"{tx_name}->{rx_name}: no power on the transmitted group")
@@ -261,7 +263,7 @@ def _leakage_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]]
                     lo = first + k * g
                     if lo < 0 or lo + g > net.size:
                         raise SweepPointFailed(f"group at offset {k} falls outside the carrier")
-                    ratio[k] = float(np.mean(net[lo:lo + g])) / own
+                    ratio[k] = max(float(np.mean(net[lo:lo + g])), 0.0) / own
                 return {"sweep": "leakage", "tx": tx_name, "rx": rx_name, "level_db": level,
                         "leak": {str(k): v for k, v in ratio.items()}, "own_power": own,
                         "noise_per_re": float(np.mean(off))}
@@ -357,11 +359,12 @@ def _aclr_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]], s
                     _check_clean(tx, report, meta)
                     f, p_on = power_spectral_density(wide, s.wide_rate_sps, nfft=4096)
                     _, p_off = power_spectral_density(quiet, s.wide_rate_sps, nfft=4096)
-                    net = np.clip(p_on - p_off, 0.0, None)
+                    # Noise removed from band totals, not bin by bin (clipping each noisy bin would add power).
+                    net = p_on - p_off
                     main = band_power(f, net, 0.0, width)
                     if main <= 0:
                         raise SweepPointFailed(f"{tx_name}->{rx_name}: nothing received in the channel")
-                    adj = {k: band_power(f, net, k * spacing, width) for k in (-2, -1, 1, 2)}
+                    adj = {k: max(band_power(f, net, k * spacing, width), 0.0) for k in (-2, -1, 1, 2)}
                     aclr = {k: 10 * math.log10(main / max(v, main * 1e-12)) for k, v in adj.items()}
                     # Narrow captures: the receiver on its own channel, then on each adjacent channel.
                     rx.configure(rate_sps=narrow_rate, bandwidth_hz=min(max(width, rx.capabilities.bandwidth_hz.low),

@@ -32,7 +32,8 @@ def _settings(quick: bool, lo_hz: float | None):
     changes: dict[str, Any] = {}
     if quick:
         changes.update(evm_levels_db=(-15.0, -9.0, -3.0, 0.0), leakage_levels_db=(0.0, 6.0),
-                       aclr_levels_db=(-6.0, 0.0), slots_per_point=1, aclr_capture_slots=4)
+                       aclr_levels_db=(-6.0, 0.0), slots_per_point=1, aclr_capture_slots=4,
+                       mcs_levels_db=tuple(float(x) for x in range(-36, 1, 6)))
     if lo_hz is not None:
         changes["lo_hz"] = lo_hz
     return CalibrationSettings(**changes)
