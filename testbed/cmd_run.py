@@ -119,6 +119,18 @@ def _build(resolved: dict[str, Any], radios: dict[str, Any] | None, calibration:
     return ContinualTrainer(config, twin, physical, out_dir=None), twin_config
 
 
+def _calibration(resolved: dict[str, Any], radios: dict[str, Any], store: Any, recalibrate: bool, max_age_s: float,
+                 quiet: bool) -> tuple[dict[str, Any], bool]:
+    """The run's calibration record (the one it used before, when it has one), else a recent one or a fresh one."""
+    from calibration.session import CalibrationSettings
+
+    if resolved.get("calibration_id") is not None:
+        row = store.calibration(int(resolved["calibration_id"]))
+        return {"id": row.id, "results": row.results, "notes": row.notes, "meta": row.meta}, True
+    return calibrate_or_reuse(resolved["radios"], radios, store, CalibrationSettings(), recalibrate=recalibrate,
+                              max_age_s=max_age_s, out_dir=None, show_progress=not quiet)
+
+
 def _truncate_metrics(path: Path, last_episode: int) -> None:
     """Keep the lines of episodes up to ``last_episode``; a line torn by a kill mid-write is dropped too."""
     if not path.exists():
@@ -318,15 +330,8 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
                   if resolved["radios"] else None)
         calibration = None
         if radios is not None:
-            from calibration.session import CalibrationSettings
-
-            if resolved.get("calibration_id") is not None:
-                row = store.calibration(int(resolved["calibration_id"]))
-                calibration = {"id": row.id, "results": row.results, "notes": row.notes, "meta": row.meta}
-            else:
-                calibration, reused = calibrate_or_reuse(
-                    resolved["radios"], radios, store, CalibrationSettings(), recalibrate=recalibrate,
-                    max_age_s=max_age_h * 3600, out_dir=None, show_progress=not as_json)
+            calibration, reused = _calibration(resolved, radios, store, recalibrate, max_age_h * 3600, as_json)
+            if resolved.get("calibration_id") is None:
                 resolved["calibration_id"] = calibration["id"]
                 resolved["calibration_reused"] = reused
             (directory / "calibration.json").write_text(json.dumps(calibration, indent=1, default=float),
@@ -531,15 +536,7 @@ def eval_command(run_path: str, radio_list: str | None, episodes: int, seed: int
             if resolved["radios"] else None
         calibration = None
         if radios is not None:
-            from calibration.session import CalibrationSettings
-
-            if resolved.get("calibration_id") is not None:
-                row = store.calibration(int(resolved["calibration_id"]))
-                calibration = {"id": row.id, "results": row.results, "notes": row.notes, "meta": row.meta}
-            else:
-                calibration, _ = calibrate_or_reuse(resolved["radios"], radios, store, CalibrationSettings(),
-                                                    recalibrate=False, max_age_s=24 * 3600, out_dir=None,
-                                                    show_progress=not as_json)
+            calibration, _ = _calibration(resolved, radios, store, False, 24 * 3600, as_json)
         trainer, twin_config = _build(resolved, radios, calibration, directory, flag)
         network = trainer.physical.context_network
         from testbed.ota import OtaInterrupted
