@@ -1,19 +1,27 @@
-"""OFDM PHY timing: TX + RX time per slot for LTE 5 MHz, 25 RB of 64QAM, with and without LDPC decoding, the
-real-time factor against a 1 ms subframe and the 20 ms twin time slot, one full OTA slot (2 AP radios sharing the
-25 RB, decoding included), and LDPC decoding throughput of this package's call against Sionna's default call in
-the same run.
+"""OFDM PHY timing: the over-the-air slot that ``testbed run`` renders (LTE 5 MHz, 8 links of 3 RBs, mixed MCS up
+to 64QAM 5/6: build + transmit on simulated radios + receive + measure + LDPC-decode every link, one core) against
+its 20 ms target, with the same slots decoded by Sionna's decoder (per code, batched) as the peer in the same run;
+then TX + RX time per slot for 25 RB of 64QAM, with and without LDPC decoding, the real-time factor against a 1 ms
+subframe and the 20 ms twin time slot, one OTA slot of 2 AP radios sharing the 25 RB, and LDPC decoding
+throughput of this package's call against Sionna's default call in the same run.
+
+The OTA slot is measured as ``run_slot`` runs it in ``testbed run``: the plan changes every slot (payload seed and
+link powers), the AP radio transmits the new slot cyclically, the device radio receives two slot lengths and
+every link is measured and decoded. ``ota_slot_8_links`` has one AP radio (``sim0 -> sim1``, as ``testbed run
+--radios sim0,sim1``), ``ota_slot_8_links_2_aps`` two (4 links each) and a third device radio.
 
 The LDPC comparison decodes the same LLRs of one slot's code blocks (k = 1000, n = 1200 at rate 5/6; 16 blocks)
 several ways: Sionna's default call (``LDPC5GDecoder(encoder)(llr)``, 20 flooding iterations, torch's default
-thread count), the same per block (batch 1), in float64, and this package's ``decode_groups`` (one torch thread,
-batched, CRC-checked early stopping). The high-SNR case is what a working link sees; the waterfall case (BLER
-near 0.1) is the decoder's worst working point.
+thread count), the same per block (batch 1), in float64, and this package's ``decode_groups`` (one run over the
+union of the blocks' graphs, CRC-checked early stopping). The high-SNR case is what a working link sees; the
+waterfall case (BLER near 0.1) is the decoder's worst working point.
 
 One core: BLAS/OpenMP threads are pinned to 1 before numpy/torch load, except the "default threads" Sionna
 case, which sets torch back to its default. Each case runs ``--repeat`` times; best and median wall-clock times
 and the best process-CPU time are reported (on a shared machine the CPU time is the steadier figure).
 
-Usage: ``python bench/bench_ofdm.py [--repeat K] [--slots N]``. Prints one JSON object.
+Usage: ``python bench/bench_ofdm.py [--repeat K] [--slots N] [--ota-slots M] [--ota-only]``. Prints one JSON
+object.
 """
 
 from __future__ import annotations
@@ -33,15 +41,23 @@ from typing import Any, Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from radio.ofdm import Link, SlotPlan, build_slot, receive_slot  # noqa: E402
+from radio.base import RadioSettings  # noqa: E402
+from radio.guard import TxGuard  # noqa: E402
+from radio.ofdm import Link, SlotPlan, build_slot, receive_slot, run_slot  # noqa: E402
+from radio.ofdm import fec, receiver  # noqa: E402
 from radio.ofdm.channels import awgn  # noqa: E402
 from radio.ofdm.fec import decode_groups  # noqa: E402
 from radio.ofdm.modulation import demap_llr, map_bits  # noqa: E402
+from radio.ofdm.link import configure_radios  # noqa: E402
 from radio.ofdm.slot import geometry  # noqa: E402
+from radio.sim import SimConfig, SimulatedAir  # noqa: E402
 
 SUBFRAME_S = 1e-3
 TWIN_SLOT_S = 20e-3
 TARGET_OTA_SLOT_S = 20e-3
+OTA_MCS = (("qpsk", "1/2"), ("16qam", "1/2"), ("16qam", "3/4"), ("64qam", "3/4"), ("64qam", "5/6"), ("qpsk", "3/4"),
+           ("64qam", "2/3"), ("16qam", "2/3"))
+"""MCS of the 8 links (3 RBs each, RBs 0-23) of the OTA slot."""
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
@@ -60,15 +76,101 @@ def rx_buffer(tx, snr_db: float, rng: np.random.Generator, offset: int = 1234) -
     return awgn(x, tx.re_scale * 10 ** (-snr_db / 20), rng).astype(np.complex64)
 
 
+def ota_plans(aps: list, slot: int) -> list[tuple[Any, SlotPlan]]:
+    """The OTA slot's plans: 8 links of 3 RBs (RBs 0-23), MCS :data:`OTA_MCS`, powers -2 to -4 dB, spread over the
+    AP radios in turn; payload seed = slot + 1 (as the OTA runner does)."""
+    per: list[list[Link]] = [[] for _ in aps]
+    for i, (mod, rate) in enumerate(OTA_MCS):
+        per[i % len(aps)].append(Link(str(i), tuple(range(3 * i, 3 * i + 3)), mod, rate, -2.0 - (i % 3)))
+    return [(radio, SlotPlan("lte5", tuple(links), tx_id=k, payload_seed=slot + 1))
+            for k, (radio, links) in enumerate(zip(aps, per))]
+
+
+def ota_case(n_aps: int, slots: int, repeat: int) -> dict[str, Any]:
+    """Time ``run_slot`` of the OTA slot on simulated radios (``n_aps`` AP radios, one device radio): per slot,
+    best/median wall and best CPU over ``repeat`` runs of ``slots`` slots; the same with Sionna's decoder (per
+    code, batched, the same early stopping) as the peer; and one run's split into build / transmit / receive /
+    measure+decode."""
+    guard = TxGuard.from_config({"allowed_bands": [[2.3e9, 2.7e9]], "max_tx_gain_db": 0.0})
+    air = SimulatedAir(SimConfig.from_table({"seed": 0}, "bench"))
+    settings = RadioSettings(lo_hz=2.45e9, rate_sps=7.68e6)
+    aps = [air.radio(f"sim{i}", guard, settings) for i in range(n_aps)]
+    device = air.radio(f"sim{n_aps}", guard, settings)
+    configure_radios(ota_plans(aps, 0), device, lo_hz=2.45e9)
+    counter = {"slot": 0}
+    outcome: dict[str, Any] = {}
+
+    def run_slots() -> None:
+        for _ in range(slots):
+            counter["slot"] += 1
+            reports, _ = run_slot(ota_plans(aps, counter["slot"]), device, counter["slot"])
+            outcome["links"] = [(lr.link_id, lr.blocks_ok, lr.n_blocks, round(lr.sinr_db, 1))
+                                for rep in reports for lr in rep.links]
+
+    def per_slot(t: dict[str, float]) -> dict[str, float]:
+        return {k: v / slots for k, v in t.items()}
+
+    out: dict[str, Any] = {"aps": n_aps, "links": len(OTA_MCS), "rbs_per_link": 3, "slots_per_run": slots}
+    out["this_package"] = per_slot(timed(run_slots, repeat))
+    out["last_slot_links"] = outcome["links"]
+    own = receiver.decode_groups
+    receiver.decode_groups = fec._decode_groups_sionna
+    try:
+        out["peer_sionna_decoder"] = per_slot(timed(run_slots, repeat))
+    finally:
+        receiver.decode_groups = own
+    out["speedup_vs_peer_cpu"] = out["peer_sionna_decoder"]["best_cpu_s"] / out["this_package"]["best_cpu_s"]
+    out["target_s"] = TARGET_OTA_SLOT_S
+    out["meets_target_wall"] = out["this_package"]["best_s"] <= TARGET_OTA_SLOT_S
+    out["meets_target_cpu"] = out["this_package"]["best_cpu_s"] <= TARGET_OTA_SLOT_S
+
+    # Where one slot's time goes (CPU, mean over the slots of one run).
+    split = {"build": 0.0, "transmit": 0.0, "receive": 0.0, "measure_and_decode": 0.0}
+    for _ in range(slots):
+        counter["slot"] += 1
+        c = time.process_time()
+        sent = [(radio, build_slot(plan, counter["slot"])) for radio, plan in ota_plans(aps, counter["slot"])]
+        c = _lap(split, "build", c)
+        for radio, tx in sent:
+            radio.transmit(tx.waveform, cyclic=True, occupied_bw_hz=tx.plan.occupied_bw_hz)
+        c = _lap(split, "transmit", c)
+        samples, _ = device.receive(2 * sent[0][1].plan.slot_length + 64)
+        c = _lap(split, "receive", c)
+        for _, tx in sent:
+            receive_slot(samples, tx.plan, counter["slot"], reference=tx)
+        _lap(split, "measure_and_decode", c)
+    out["cpu_split_s"] = {k: v / slots for k, v in split.items()}
+    for radio in aps:
+        radio.stop_transmit()
+    return out
+
+
+def _lap(acc: dict[str, float], key: str, since: float) -> float:
+    now = time.process_time()
+    acc[key] += now - since
+    return now
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--slots", type=int, default=4, help="different payloads cycled through per case")
+    ap.add_argument("--ota-slots", type=int, default=20, help="slots timed per OTA case")
+    ap.add_argument("--ota-only", action="store_true", help="only the OTA slot cases")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
+    results: dict[str, Any] = {}
+    results["ota_slot_8_links"] = ota_case(1, args.ota_slots, args.repeat)
+    results["ota_slot_8_links_2_aps"] = ota_case(2, args.ota_slots, args.repeat)
+    results["machine"] = {"python": platform.python_version(), "torch": torch.__version__,
+                          "processor": platform.processor() or platform.machine(), "cpus": _DEFAULT_THREADS,
+                          "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    if args.ota_only:
+        print(json.dumps(results, indent=1, sort_keys=True))
+        return
     full = SlotPlan("lte5", (Link("a", tuple(range(25)), "64qam", "5/6"),))
     txs = [build_slot(full, i) for i in range(args.slots)]
     high = [rx_buffer(t, 30.0, rng) for t in txs]
@@ -78,7 +180,6 @@ def main() -> None:
         counter["i"] = (counter["i"] + 1) % args.slots
         return counter["i"]
 
-    results: dict[str, Any] = {}
     results["tx_build"] = timed(lambda: build_slot(full, next_index()), args.repeat)
     results["rx_no_decoding"] = timed(
         lambda: (lambda i: receive_slot(high[i], full, i, reference=txs[i], decode=False))(next_index()), args.repeat)
@@ -114,8 +215,6 @@ def main() -> None:
     results["ota_slot_2_aps"]["meets_target"] = results["ota_slot_2_aps"]["best_s"] <= TARGET_OTA_SLOT_S
 
     results["ldpc"] = ldpc_comparison(full, txs[0], rng, args.repeat)
-    results["machine"] = {"python": platform.python_version(), "torch": torch.__version__,
-                          "processor": platform.processor() or platform.machine(), "cpus": _DEFAULT_THREADS}
     print(json.dumps(results, indent=1, sort_keys=True))
 
 

@@ -112,11 +112,11 @@ def demap_llr(symbols: np.ndarray, noise_var: np.ndarray | float, modulation: st
         return (-2.0 * y.real / (nv / 2.0)).astype(np.float32)
     half = m // 2
     scale = _scale(m)
-    li = _pam_llr(y.real.astype(np.float64), nv / 2.0, half, scale)
-    lq = _pam_llr(y.imag.astype(np.float64), nv / 2.0, half, scale)
+    # I and Q in one pass (the PAM LLRs are computed row by row).
+    both = _pam_llr(np.concatenate([y.real, y.imag]).astype(np.float64), np.tile(nv / 2.0, 2), half, scale)
     out = np.empty((y.size, m), dtype=np.float32)
-    out[:, 0::2] = li
-    out[:, 1::2] = lq
+    out[:, 0::2] = both[:y.size]
+    out[:, 1::2] = both[y.size:]
     return out.reshape(-1)
 
 

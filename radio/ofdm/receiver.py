@@ -27,7 +27,7 @@ Per transmitter (one :class:`~radio.ofdm.slot.SlotPlan`) in a received buffer:
    are tracked, Doppler fading within a slot is not.
 4. **Equalisation**: per RE ``z = y / H`` (the unbiased MMSE estimate for one stream), noise variance
    ``sigma^2 / |H|^2`` with ``sigma^2`` from the pilot residuals (degrees of freedom of the fit removed);
-   exact log-APP LLRs; LDPC decoding of every code block of the slot, batched per code.
+   exact log-APP LLRs; LDPC decoding of every code block of the slot in one batched run (all codes together).
 5. **Measurements per link**: post-equalisation SINR from the data REs against the sent symbols
    (``1 / EVM^2``, includes every impairment and the channel-estimation error), SINR from the pilots
    (``|H|^2 / sigma^2``), EVM, CRC per code block, BLER, delivered information bits (CRC-passed blocks only),
@@ -49,7 +49,7 @@ import scipy.linalg
 import scipy.signal
 
 from radio.ofdm.fec import decode_groups, encode_blocks
-from radio.ofdm.modulation import demap_llr, map_bits
+from radio.ofdm.modulation import bits_per_symbol, demap_llr, map_bits
 from radio.ofdm.slot import (
     DMRS_SYMBOLS, PREAMBLE_SYMBOL, REFERENCE_SYMBOLS, SYMBOLS_PER_SLOT, SlotGeometry, SlotPlan, TxSlot, _filler_bits,
     geometry, payload_bits,
@@ -197,14 +197,26 @@ class SlotReport:
 # Synchronisation
 
 
-@lru_cache(maxsize=64)
 def _preamble_body(plan: SlotPlan) -> np.ndarray:
     """complex128 ``[N]``: the preamble's useful part (unitary IDFT) on the plan's own RBs with link gains."""
     geo = geometry(plan)
-    row = np.zeros(geo.fft_size, dtype=np.complex128)
-    for link, res in zip(plan.links, geo.links):
-        row[res.bins] = geo.pilots[PREAMBLE_SYMBOL, res.bins] * link.gain
-    return np.fft.ifft(row) * math.sqrt(geo.fft_size)
+    key = ("preamble", tuple(link.gain for link in plan.links))
+    body = geo.derived.get(key)
+    if body is None:
+        row = np.zeros(geo.fft_size, dtype=np.complex128)
+        for link, res in zip(plan.links, geo.links):
+            row[res.bins] = geo.pilots[PREAMBLE_SYMBOL, res.bins] * link.gain
+        body = np.fft.ifft(row) * math.sqrt(geo.fft_size)
+        _store(geo.derived, key, body)
+    return body
+
+
+def _store(cache: dict, key: Any, value: Any, limit: int = 64) -> None:
+    """Put ``value`` in a per-geometry cache, forgetting the oldest entries of its kind beyond ``limit``."""
+    same = [k for k in cache if isinstance(k, tuple) and k and k[0] == key[0]]
+    for k in same[:max(0, len(same) - limit + 1)]:
+        del cache[k]
+    cache[key] = value
 
 
 def _band_filter(x: np.ndarray, plan: SlotPlan) -> np.ndarray:
@@ -214,15 +226,20 @@ def _band_filter(x: np.ndarray, plan: SlotPlan) -> np.ndarray:
     n = geo.fft_size
     size = scipy.fft.next_fast_len(x.size)
     spectrum = scipy.fft.fft(x, size)
-    keep = np.zeros(size, dtype=bool)
-    freq = np.fft.fftfreq(size) * n  # in subcarrier units
-    edges = []
-    for res in geo.links:
-        for rb in res.signed_bins.reshape(-1, 12):
-            edges.append((rb.min() - 2.0, rb.max() + 2.0))
-    for lo, hi in edges:
-        keep |= (freq >= lo) & (freq <= hi)
-    spectrum[~keep] = 0
+    key = ("band", size)
+    drop = geo.derived.get(key)
+    if drop is None:
+        keep = np.zeros(size, dtype=bool)
+        freq = np.fft.fftfreq(size) * n  # in subcarrier units
+        edges = []
+        for res in geo.links:
+            for rb in res.signed_bins.reshape(-1, 12):
+                edges.append((rb.min() - 2.0, rb.max() + 2.0))
+        for lo, hi in edges:
+            keep |= (freq >= lo) & (freq <= hi)
+        drop = np.nonzero(~keep)[0]
+        _store(geo.derived, key, drop, limit=8)
+    spectrum[drop] = 0
     return scipy.fft.ifft(spectrum)[: x.size]
 
 
@@ -339,29 +356,18 @@ def _fit_operator(n_fft: int, w: int, weights_bytes: bytes, bins_bytes: bytes):
     return chol, trace
 
 
-def _delay_fit(values: np.ndarray, weights: np.ndarray, bins: np.ndarray, n_fft: int, w: int):
-    """Weighted ridge fit of ``values`` at signed ``bins`` by taps ``-w..w``. Returns (coefficients [2w+1],
-    fitted values at the pilots, hat trace)."""
-    chol, trace = _fit_operator(n_fft, w, weights.tobytes(), bins.tobytes())
-    acc = np.zeros(n_fft, dtype=np.complex128)
-    np.add.at(acc, bins % n_fft, weights * values)
-    rhs_full = np.fft.ifft(acc) * n_fft  # sum_p w_p v_p exp(+j 2 pi k_p d / N)
-    d = np.arange(-w, w + 1)
-    coef = scipy.linalg.cho_solve(chol, rhs_full[d % n_fft])
-    fitted = _evaluate(coef, w, bins, n_fft)
-    return coef, fitted, trace
+_ZPOTRS = scipy.linalg.get_lapack_funcs(("potrs",), (np.zeros((1, 1), np.complex128),))[0]
 
 
-def _evaluate(coef: np.ndarray, w: int, bins: np.ndarray, n_fft: int) -> np.ndarray:
-    taps = np.zeros(n_fft, dtype=np.complex128)
-    taps[np.arange(-w, w + 1) % n_fft] = coef
-    return np.fft.fft(taps)[bins % n_fft]
-
-
-def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    a = np.vstack([np.ones_like(x), x]).T
-    sol, *_ = np.linalg.lstsq(a, y, rcond=None)
-    return float(sol[0]), float(sol[1])
+def _cho_solve(chol: tuple[np.ndarray, bool], b: np.ndarray) -> np.ndarray:
+    """``scipy.linalg.cho_solve`` without its input checks (the factor is ours and finite): LAPACK potrs."""
+    c, lower = chol
+    potrs = _ZPOTRS if c.dtype == np.complex128 and b.dtype == np.complex128 else \
+        scipy.linalg.get_lapack_funcs(("potrs",), (c, b))[0]
+    x, info = potrs(c, b, lower=lower, overwrite_b=True)
+    if info != 0:
+        raise ValueError(f"illegal value in {-info}th argument of internal potrs")
+    return x
 
 
 @dataclass
@@ -382,30 +388,11 @@ class _LinkChannel:
     """Pilots of the reference symbols."""
 
 
-def _delay_drift(ls: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], n_fft: int, max_drift: float) -> float:
-    """Delay drift (samples per symbol, a sample-clock offset) between reference symbols: the ``d`` maximising
-    ``sum_pairs |sum_k h_b(k) h_a(k)* exp(j 2 pi k d (l_b - l_a) / N)|`` over pilots common to both symbols
-    (the whole band's phase slope, far less noisy than neighbouring-pilot phase differences)."""
-    pairs = []
-    refs = sorted(ls)
-    for i, a in enumerate(refs):
-        for b in refs[i + 1:]:
-            ka, ha, _ = ls[a]
-            kb, hb, _ = ls[b]
-            common, ia, ib = np.intersect1d(ka, kb, assume_unique=True, return_indices=True)
-            if common.size >= 4:
-                pairs.append((common.astype(np.float64) * (b - a), hb[ib] * np.conj(ha[ia])))
-    if not pairs or max_drift <= 0:
-        return 0.0
-    grid = np.linspace(-max_drift, max_drift, 81)
-
-    def objective(d: np.ndarray) -> np.ndarray:
-        total = np.zeros(d.size)
-        for kd, prod in pairs:
-            total += np.abs(np.exp(2j * np.pi * np.outer(d, kd) / n_fft) @ prod)
-        return total
-
-    j = objective(grid)
+def _refine_peak(j: np.ndarray, grid: np.ndarray) -> float:
+    """The delay drift (samples per symbol, a sample-clock offset) maximising the drift objective ``j`` sampled on
+    ``grid``: ``sum over pairs of reference symbols |sum_k h_b(k) h_a(k)* exp(j 2 pi k d (l_b - l_a) / N)|`` over
+    the pilots common to both (the whole band's phase slope, far less noisy than neighbouring-pilot phase
+    differences), refined by a parabola through the grid maximum."""
     i = int(np.argmax(j))
     if 0 < i < grid.size - 1:
         # Parabolic refinement around the grid maximum.
@@ -415,54 +402,142 @@ def _delay_drift(ls: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], n_fft
     return float(grid[i])
 
 
-def _estimate_link_channel(y: np.ndarray, x_pilot: np.ndarray, pmask: np.ndarray, signed: np.ndarray,
-                           n_fft: int, max_w: int, max_drift: float) -> _LinkChannel:
-    """y: [14, nsc] received REs of the link; x_pilot: [14, nsc] unit-gain pilot values (0 elsewhere)."""
-    refs = list(REFERENCE_SYMBOLS)
-    ls = {}
-    for l in refs:
-        m = pmask[l]
-        k = signed[m]
-        ls[l] = (k, y[l, m] / x_pilot[l, m], np.abs(x_pilot[l, m]) ** 2)
-    drift = _delay_drift(ls, n_fft, max_drift)
-    sym = np.arange(SYMBOLS_PER_SLOT, dtype=np.float64)
-    tau_l = drift * (sym - float(np.mean(refs)))
-    phis = [float(np.angle(np.sum(ls[l][1] * np.exp(2j * np.pi * ls[l][0] * tau_l[l] / n_fft)))) for l in refs]
-    lr = np.array(refs, dtype=np.float64)
-    unwrapped = np.unwrap(np.array(phis))
-    _, phase_slope = _line_fit(lr, unwrapped)
-    # Piecewise-linear through the measured phases (exact at the reference symbols, so phase noise between them
-    # does not smear the joint fit), extended past the last one with the last segment's slope.
-    phi_l = np.interp(sym, lr, unwrapped)
-    tail = sym > lr[-1]
-    phi_l[tail] = unwrapped[-1] + (sym[tail] - lr[-1]) * (unwrapped[-1] - unwrapped[-2]) / (lr[-1] - lr[-2])
+@dataclass
+class _LinkFit:
+    """Everything of one link's channel estimation that depends on its geometry alone (cached per link)."""
 
-    kk, vv, ww = [], [], []
-    for l in refs:
-        k, h, wt = ls[l]
-        kk.append(k)
-        vv.append(h * np.exp(-1j * (phi_l[l] - 2.0 * np.pi * k * tau_l[l] / n_fft)))
-        ww.append(wt)
-    k_all = np.concatenate(kk).astype(np.int64)
-    v_all = np.concatenate(vv)
-    w_all = np.concatenate(ww).astype(np.float64)
+    x_pilot: np.ndarray
+    """complex [14, nsc]: unit-gain pilot values, 0 elsewhere."""
+    refs: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    """Per reference symbol: (l, pilot mask row, signed bins k, pilot values, weights |x|^2)."""
+    pairs: list[tuple[int, int, np.ndarray, np.ndarray]]
+    """Delay-drift pairs of reference symbols: (index a, index b into refs, indices into a's and b's pilots)..."""
+    drift_mats: list[np.ndarray]
+    """... and per pair the matrix exp(j 2 pi d k (l_b - l_a) / N) over the drift grid."""
+    grid: np.ndarray
+    k_all: np.ndarray
+    w_all: np.ndarray
+    k_mod: np.ndarray
+    signed: np.ndarray
+    signed_mod: np.ndarray
+    candidates: list[int]
+    operators: list[tuple[Any, float]]
+    """Per candidate window: (Cholesky factor, hat trace)."""
+
+
+def _link_fit(geo: SlotGeometry, res: Any, max_w: int, max_drift: float) -> _LinkFit:
+    key = ("fit", geo.fft_size, max_w, max_drift)
+    fit = res.derived.get(key)
+    if fit is not None:
+        return fit
+    n_fft = geo.fft_size
+    xp = np.where(res.pilot_mask, geo.pilots[:, res.bins], 0)
+    signed = res.signed_bins
+    refs = []
+    for l in REFERENCE_SYMBOLS:
+        m = res.pilot_mask[l]
+        refs.append((l, m, signed[m], xp[l, m], np.abs(xp[l, m]) ** 2))
+    pairs, mats = [], []
+    grid = np.linspace(-max_drift, max_drift, 81)
+    order = sorted(range(len(refs)), key=lambda i: refs[i][0])
+    for i, ia_ref in enumerate(order):
+        for ib_ref in order[i + 1:]:
+            a, b = refs[ia_ref][0], refs[ib_ref][0]
+            common, ia, ib = np.intersect1d(refs[ia_ref][2], refs[ib_ref][2], assume_unique=True,
+                                            return_indices=True)
+            if common.size >= 4:
+                kd = common.astype(np.float64) * (b - a)
+                pairs.append((ia_ref, ib_ref, ia, ib))
+                mats.append(np.exp(2j * np.pi * np.outer(grid, kd) / n_fft))
+    k_all = np.concatenate([r[2] for r in refs]).astype(np.int64)
+    w_all = np.concatenate([r[4] for r in refs]).astype(np.float64)
     n_p = k_all.size
-    best = None
+    candidates, operators = [], []
     for w in _window_candidates(max_w):
         if 2 * w + 1 > n_p // 2 and w > 0:
             break
-        coef, fitted, trace = _delay_fit(v_all, w_all, k_all, n_fft, w)
-        rss = float(np.sum(w_all * np.abs(v_all - fitted) ** 2))
-        dof = max(n_p - trace, 1.0)
-        gcv = rss / n_p / (dof / n_p) ** 2
-        if best is None or gcv < best[0]:
-            best = (gcv, w, coef, rss, trace)
-    _, w, coef, rss, trace = best
-    g = _evaluate(coef, w, signed, n_fft)
-    rot = np.exp(1j * (phi_l[:, None] - 2.0 * np.pi * signed[None, :] * tau_l[:, None] / n_fft))
-    h = g[None, :] * rot
-    sigma2 = rss / max(n_p - trace - 4.0, 1.0)
-    return _LinkChannel(h, sigma2, 2 * w + 1, tau_l, phase_slope, n_p)
+        candidates.append(w)
+        operators.append(_fit_operator(n_fft, w, w_all.tobytes(), k_all.tobytes()))
+    fit = _LinkFit(xp, refs, pairs, mats, grid, k_all, w_all, k_all % n_fft, signed, signed % n_fft, candidates,
+                   operators)
+    res.derived[key] = fit
+    return fit
+
+
+def _estimate_link_channels(ys: Sequence[np.ndarray], fits: Sequence[_LinkFit], n_fft: int) -> list[_LinkChannel]:
+    """Every link's channel estimate (module docstring, step 3), the geometry-only parts cached per link and the
+    DFTs of all links and window candidates batched. ys: [14, nsc] received REs per link."""
+    refs_mean = float(np.mean(REFERENCE_SYMBOLS))
+    sym = np.arange(SYMBOLS_PER_SLOT, dtype=np.float64)
+    lr = np.array(REFERENCE_SYMBOLS, dtype=np.float64)
+    accs = np.zeros((len(ys), n_fft), dtype=np.complex128)
+    lss, taus, phis = [], [], []
+    for y, fit in zip(ys, fits):
+        ls = [(k, y[l, m] / x, wt) for l, m, k, x, wt in fit.refs]
+        if fit.pairs and fit.grid[-1] > 0:
+            total = np.zeros(fit.grid.size)
+            for (a, b, ia, ib), mat in zip(fit.pairs, fit.drift_mats):
+                total += np.abs(mat @ (ls[b][1][ib] * np.conj(ls[a][1][ia])))
+            drift = _refine_peak(total, fit.grid)
+        else:
+            drift = 0.0
+        tau_l = drift * (sym - refs_mean)
+        phis.append([float(np.angle(np.sum(h * np.exp(2j * np.pi * k * tau_l[l] / n_fft))))
+                     for (l, *_), (k, h, _) in zip(fit.refs, ls)])
+        lss.append(ls)
+        taus.append(tau_l)
+    # Phase unwrapping and the phase-slope line fit of all links at once (row by row, as one link alone).
+    unwrapped_all = np.unwrap(np.array(phis), axis=1) if phis else np.zeros((0, lr.size))
+    if phis:
+        design = np.vstack([np.ones_like(lr), lr]).T
+        slopes = np.linalg.lstsq(design, unwrapped_all.T, rcond=None)[0][1]
+    stage = []
+    for j, fit in enumerate(fits):
+        ls, tau_l, unwrapped = lss[j], taus[j], unwrapped_all[j]
+        phase_slope = float(slopes[j])
+        phi_l = np.interp(sym, lr, unwrapped)
+        tail = sym > lr[-1]
+        phi_l[tail] = unwrapped[-1] + (sym[tail] - lr[-1]) * (unwrapped[-1] - unwrapped[-2]) / (lr[-1] - lr[-2])
+        vv = [h * np.exp(-1j * (phi_l[l] - 2.0 * np.pi * k * tau_l[l] / n_fft))
+              for (l, *_), (k, h, _) in zip(fit.refs, ls)]
+        v_all = np.concatenate(vv)
+        wv = fit.w_all * v_all
+        accs[j].real = np.bincount(fit.k_mod, weights=wv.real, minlength=n_fft)
+        accs[j].imag = np.bincount(fit.k_mod, weights=wv.imag, minlength=n_fft)
+        stage.append((tau_l, phi_l, phase_slope, v_all))
+    rhs_all = np.fft.ifft(accs, axis=1) * n_fft  # sum_p w_p v_p exp(+j 2 pi k_p d / N)
+    rows = []
+    coefs = []
+    for j, fit in enumerate(fits):
+        for w, (chol, _) in zip(fit.candidates, fit.operators):
+            d = np.arange(-w, w + 1)
+            coef = _cho_solve(chol, rhs_all[j, d % n_fft])
+            taps = np.zeros(n_fft, dtype=np.complex128)
+            taps[d % n_fft] = coef
+            rows.append(taps)
+            coefs.append(coef)
+    spectra = np.fft.fft(np.array(rows), axis=1) if rows else np.zeros((0, n_fft), np.complex128)
+    out = []
+    r = 0
+    for j, (y, fit) in enumerate(zip(ys, fits)):
+        tau_l, phi_l, phase_slope, v_all = stage[j]
+        n_p = fit.k_all.size
+        best = None
+        for w, (_, trace) in zip(fit.candidates, fit.operators):
+            fitted = spectra[r][fit.k_mod]
+            rss = float(np.sum(fit.w_all * np.abs(v_all - fitted) ** 2))
+            dof = max(n_p - trace, 1.0)
+            gcv = rss / n_p / (dof / n_p) ** 2
+            if best is None or gcv < best[0]:
+                best = (gcv, w, r, rss, trace)
+            r += 1
+        _, w, row, rss, trace = best
+        g = spectra[row][fit.signed_mod]
+        rot = np.exp(1j * (phi_l[:, None] - 2.0 * np.pi * fit.signed[None, :] * tau_l[:, None] / n_fft))
+        h = g[None, :] * rot
+        sigma2 = rss / max(n_p - trace - 4.0, 1.0)
+        out.append(_LinkChannel(h, sigma2, 2 * w + 1, tau_l, phase_slope, n_p))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -492,26 +567,42 @@ def _demodulate(x: np.ndarray, plan: SlotPlan, start: int, cfo_hz: float):
     """DFT of the 14 symbols at ``start`` with ``cfo_hz`` removed, and every link's channel estimate.
     Returns (y_full complex [14, N] in unitary-DFT units, [(y [14, nsc] / re_scale, pilots, _LinkChannel)])."""
     geo = geometry(plan)
+    y_full = _dft_symbols(x, plan, start, cfo_hz)
+    n = geo.fft_size
+    max_w = max(1, int(geo.cp.min()))
+    max_drift = MAX_SCO_PPM * 1e-6 * geo.slot_length / SYMBOLS_PER_SLOT
+    ys, xps, fits = [], [], []
+    for res in geo.links:
+        ys.append(y_full[:, res.bins] / geo.re_scale)
+        # Pilots without the link gain: the estimate is then channel x gain, which is what equalises the data.
+        fit = _link_fit(geo, res, max_w, max_drift)
+        xps.append(fit.x_pilot)
+        fits.append(fit)
+    chans = _estimate_link_channels(ys, fits, n)
+    return y_full, list(zip(ys, xps, chans))
+
+
+def _dft_symbols(x: np.ndarray, plan: SlotPlan, start: int, cfo_hz: float) -> np.ndarray:
+    """complex128 [14, N]: the unitary DFT of the 14 symbols of the slot at ``start``, ``cfo_hz`` removed, with the
+    window back-off's phase ramp taken out."""
+    geo = geometry(plan)
     n = geo.fft_size
     backoff = _backoff(plan)
     seg = x[start: start + geo.slot_length]
-    seg = np.concatenate([seg, np.zeros(geo.slot_length - seg.size, dtype=np.complex128)])
+    if seg.size < geo.slot_length:
+        seg = np.concatenate([seg, np.zeros(geo.slot_length - seg.size, dtype=np.complex128)])
     seg = seg * np.exp(-2j * np.pi * cfo_hz * (np.arange(seg.size) + start) / plan.rate_hz)
-    starts = geo.symbol_start + geo.cp - backoff
-    idx = starts[:, None] + np.arange(n)[None, :]
+    key = ("dft", backoff)
+    cached = geo.derived.get(key)
+    if cached is None:
+        starts = geo.symbol_start + geo.cp - backoff
+        idx = starts[:, None] + np.arange(n)[None, :]
+        signed_all = np.fft.fftfreq(n, 1.0 / n).astype(np.int64)
+        cached = geo.derived[key] = (idx, np.exp(2j * np.pi * signed_all * backoff / n)[None, :])
+    idx, ramp = cached
     y_full = np.fft.fft(seg[idx], axis=1) / math.sqrt(n)
-    signed_all = np.fft.fftfreq(n, 1.0 / n).astype(np.int64)
-    y_full *= np.exp(2j * np.pi * signed_all * backoff / n)[None, :]
-    max_w = max(1, int(geo.cp.min()))
-    max_drift = MAX_SCO_PPM * 1e-6 * geo.slot_length / SYMBOLS_PER_SLOT
-    channels = []
-    for i, (link, res) in enumerate(zip(plan.links, geo.links)):
-        y = y_full[:, res.bins] / geo.re_scale
-        # Pilots without the link gain: the estimate is then channel x gain, which is what equalises the data.
-        xp = np.where(res.pilot_mask, geo.pilots[:, res.bins], 0)
-        ch = _estimate_link_channel(y, xp, res.pilot_mask, res.signed_bins, n, max_w, max_drift)
-        channels.append((y, xp, ch))
-    return y_full, channels
+    y_full *= ramp
+    return y_full
 
 
 def receive_slot(samples: np.ndarray, plan: SlotPlan, slot_index: int = 0, *, reference: TxSlot | None = None,
@@ -571,15 +662,29 @@ def receive_slot(samples: np.ndarray, plan: SlotPlan, slot_index: int = 0, *, re
         theta = np.zeros(SYMBOLS_PER_SLOT)
     cpe = np.exp(1j * theta)
 
-    llr_items = []
     equalised = []
-    for (y, xp, ch), link, res in zip(channels, plan.links, geo.links):
+    by_modulation: dict[str, list[int]] = {}
+    noise_vars = []
+    for i, ((y, xp, ch), link, res) in enumerate(zip(channels, plan.links, geo.links)):
         h = ch.h * cpe[:, None]
-        z = y[res.data_mask] / h[res.data_mask]
-        nv = ch.sigma2 / np.maximum(np.abs(h[res.data_mask]) ** 2, 1e-30)
-        llr = demap_llr(z, nv, link.modulation)
+        h_data = h[res.data_mask]
+        z = y[res.data_mask] / h_data
+        noise_vars.append(ch.sigma2 / np.maximum(np.abs(h_data) ** 2, 1e-30))
+        equalised.append((z, h_data, ch))
+        by_modulation.setdefault(link.modulation, []).append(i)
+    # Soft demapping, one call per modulation (it works symbol by symbol).
+    llrs: list[np.ndarray | None] = [None] * len(equalised)
+    for modulation, members in by_modulation.items():
+        joint = demap_llr(np.concatenate([equalised[i][0] for i in members]),
+                          np.concatenate([noise_vars[i] for i in members]), modulation)
+        pos = 0
+        for i in members:
+            size = equalised[i][0].size * bits_per_symbol(modulation)
+            llrs[i] = joint[pos:pos + size]
+            pos += size
+    llr_items = []
+    for llr, res in zip(llrs, geo.links):
         llr_items.append((llr[: res.layout.coded_bits].reshape(res.layout.n_blocks, res.layout.n), res.layout))
-        equalised.append((z, h, ch))
     decoded = decode_groups(llr_items) if decode else [
         (np.zeros((0, lay.info_bits_per_block), np.uint8), np.zeros(0, bool)) for _, lay in llr_items]
     sent_all = _reference_symbols(plan, slot_index, reference)
@@ -588,14 +693,13 @@ def receive_slot(samples: np.ndarray, plan: SlotPlan, slot_index: int = 0, *, re
     reports = []
     taus = []
     for i, (link, res) in enumerate(zip(plan.links, geo.links)):
-        z, h, ch = equalised[i]
+        z, h_data, ch = equalised[i]
         sent = sent_all[i]
         err = float(np.sum(np.abs(z - sent) ** 2))
         ref = float(np.sum(np.abs(sent) ** 2))
         evm = math.sqrt(err / ref)
         own = float(np.mean(rb_power[list(link.rbs)]))
         adjacent = _adjacent(link.rbs, plan.numerology.n_rb, rb_power, own)
-        h_data = h[res.data_mask]
         sinr_pilot = float(np.mean(np.abs(h_data) ** 2)) / max(ch.sigma2, 1e-30)
         info, ok = decoded[i]
         taus.append(ch.tau[-1] - ch.tau[0])

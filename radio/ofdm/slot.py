@@ -30,10 +30,11 @@ so the slot is a seamless cyclic buffer). It costs ``w`` samples of the CP's mul
 from __future__ import annotations
 
 import math
+import weakref
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
-from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
@@ -197,6 +198,9 @@ class LinkResources:
     """Number of data REs."""
     layout: CodeBlockLayout
     """How the data REs are coded."""
+    derived: dict = field(default_factory=dict, compare=False, repr=False)
+    """Quantities derived from this link's geometry alone (pilot values, receiver fit operators), cached by the
+    transmitter and receiver."""
 
 
 @dataclass(frozen=True)
@@ -221,6 +225,8 @@ class SlotGeometry:
     """Per link, in plan order."""
     re_scale: float
     """Amplitude of a unit RE after the receiver's unitary DFT (see the module docstring)."""
+    derived: dict = field(default_factory=dict, compare=False, repr=False)
+    """Quantities derived from the geometry alone (filters, phase ramps), cached by the receiver."""
 
 
 def _preamble_values(plan: SlotPlan, even_bins_signed: np.ndarray) -> np.ndarray:
@@ -239,9 +245,54 @@ def _qpsk_pn(seed: Sequence[int], n: int) -> np.ndarray:
     return ((1 - 2 * bits[0::2]) + 1j * (1 - 2 * bits[1::2])) / math.sqrt(2.0)
 
 
-@lru_cache(maxsize=128)
+_GEOMETRY_CACHE: "OrderedDict[tuple, SlotGeometry]" = OrderedDict()
+_GEOMETRY_CACHE_SIZE = 128
+
+
+def _geometry_key(plan: SlotPlan) -> tuple:
+    """What a plan's geometry depends on: not the payload seed, the link ids or the link powers, so a sequence of
+    slots that changes only those (as the over-the-air runner does every slot) shares one geometry."""
+    return (plan.numerology, plan.sample_rate_hz, plan.center_offset_hz, plan.backoff_db, plan.wola_ramp,
+            plan.preamble, plan.tx_id,
+            tuple((l.rbs, l.modulation, l.rate, l.max_block_bits) for l in plan.links))
+
+
+_GEOMETRY_BY_PLAN: dict[int, tuple["weakref.ref[SlotPlan]", SlotGeometry]] = {}
+"""The geometry of each live plan object, by identity (a plan is looked up many times per slot, and hashing its
+links' fractions each time is not free)."""
+
+
 def geometry(plan: SlotPlan) -> SlotGeometry:
     """Compute (and cache) where every sample and RE of ``plan`` goes. Raises ValueError for a bad rate/offset."""
+    hit = _GEOMETRY_BY_PLAN.get(id(plan))
+    if hit is not None and hit[0]() is plan:
+        return hit[1]
+    geo = _geometry_by_key(plan)
+    key = id(plan)
+
+    def forget(ref: "weakref.ref[SlotPlan]") -> None:
+        entry = _GEOMETRY_BY_PLAN.get(key)
+        if entry is not None and entry[0] is ref:
+            del _GEOMETRY_BY_PLAN[key]
+
+    _GEOMETRY_BY_PLAN[key] = (weakref.ref(plan, forget), geo)
+    return geo
+
+
+def _geometry_by_key(plan: SlotPlan) -> SlotGeometry:
+    key = _geometry_key(plan)
+    geo = _GEOMETRY_CACHE.get(key)
+    if geo is None:
+        geo = _compute_geometry(plan)
+        _GEOMETRY_CACHE[key] = geo
+        if len(_GEOMETRY_CACHE) > _GEOMETRY_CACHE_SIZE:
+            _GEOMETRY_CACHE.popitem(last=False)
+    else:
+        _GEOMETRY_CACHE.move_to_end(key)
+    return geo
+
+
+def _compute_geometry(plan: SlotPlan) -> SlotGeometry:
     num = plan.numerology.scaled(plan.rate_hz) if plan.sample_rate_hz else plan.numerology
     n = num.fft_size
     offset = plan.center_offset_hz / num.scs_hz
@@ -367,7 +418,10 @@ def build_slot(plan: SlotPlan, slot_index: int = 0) -> TxSlot:
         syms = map_bits(bits, link.modulation)
         values = np.zeros((SYMBOLS_PER_SLOT, res.bins.size), dtype=np.complex128)
         values[res.data_mask] = syms
-        values[res.pilot_mask] = geo.pilots[:, res.bins][res.pilot_mask]
+        pilot_values = res.derived.get("pilot_values")
+        if pilot_values is None:
+            pilot_values = res.derived["pilot_values"] = geo.pilots[:, res.bins][res.pilot_mask]
+        values[res.pilot_mask] = pilot_values
         grid[:, res.bins] = values * link.gain
         sent.append(TxLinkData(link, res.layout, info, coded, syms))
     waveform = ofdm_modulate(grid, geo.cp, plan.wola_ramp) * geo.re_scale

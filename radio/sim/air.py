@@ -66,6 +66,7 @@ import math
 import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -106,6 +107,33 @@ _JAKES_POINTS_PER_CYCLE = 64
 
 
 _EMISSION_SERIALS = itertools.count()
+_CACHED_VECTOR_MAX = 1 << 17
+"""Longest frequency grid or LO-offset ramp kept in the small caches below (a slot-sized buffer's)."""
+
+
+@lru_cache(maxsize=16)
+def _shifted_freqs(size: int, oversample: int) -> np.ndarray:
+    """``fftshift(fftfreq(size, 1 / oversample))``, cached (read-only)."""
+    freqs = sfft.fftshift(sfft.fftfreq(size, 1.0 / oversample))
+    freqs.flags.writeable = False
+    return freqs
+
+
+@lru_cache(maxsize=16)
+def _fft_freqs(length: int, rate: float) -> np.ndarray:
+    """``fftfreq(length, 1 / rate)``, cached (read-only)."""
+    freqs = sfft.fftfreq(length, 1.0 / rate)
+    freqs.flags.writeable = False
+    return freqs
+
+
+@lru_cache(maxsize=16)
+def _offset_ramp(cycles_per_sample: float, m: int) -> np.ndarray:
+    """``exp(j 2 pi cycles_per_sample k)``, k < m, complex128, cached (read-only): the LO offset of a link on the
+    receiver's grid, the same for every buffer the link carries."""
+    ramp = np.exp(2j * np.pi * cycles_per_sample * np.arange(m))
+    ramp.flags.writeable = False
+    return ramp
 
 
 def _sum_moments(a: tuple[float, float, float], b: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -217,7 +245,8 @@ class _TxBuffer:
         if total <= 0:
             return
         cumulative = np.cumsum(power) / total
-        freqs = sfft.fftshift(sfft.fftfreq(self.z.size, 1.0 / self.oversample))
+        freqs = (_shifted_freqs(self.z.size, self.oversample) if self.z.size <= _CACHED_VECTOR_MAX
+                 else sfft.fftshift(sfft.fftfreq(self.z.size, 1.0 / self.oversample)))
         low = freqs[min(np.searchsorted(cumulative, 0.005), freqs.size - 1)]
         high = freqs[min(np.searchsorted(cumulative, 0.995), freqs.size - 1)]
         self.occupied = (float(low), float(high))
@@ -601,7 +630,7 @@ class SimulatedAir:
             # No short common period: the receiver's grid is stretched by < 0.5 / m for this link.
             m = max(1, round(n_z * rho))
         spec = buf.spectrum(length)
-        freqs = sfft.fftfreq(length, 1.0 / rate_z)
+        freqs = _fft_freqs(length, rate_z) if length <= _CACHED_VECTOR_MAX else sfft.fftfreq(length, 1.0 / rate_z)
         offset = em.tx.tx_lo(em.settings) - rx.rx_lo()
         rx_freq = freqs + offset
         sel = (rx_freq >= -grid_rate / 2.0) & (rx_freq < grid_rate / 2.0)
@@ -624,7 +653,10 @@ class SimulatedAir:
         else:
             np.add.at(placed, index, coeff)
         u = sfft.ifft(placed) * m
-        u *= np.exp(2j * np.pi * (offset / grid_rate) * np.arange(m))
+        if m <= _CACHED_VECTOR_MAX:
+            u *= _offset_ramp(offset / grid_rate, m)
+        else:
+            u *= np.exp(2j * np.pi * (offset / grid_rate) * np.arange(m))
         cycles0 = math.fmod(offset * (g_first / grid_rate), 1.0)
         step = 2.0 * np.pi * math.fmod(offset * (m / grid_rate), 1.0)
         u64 = u.astype(np.complex64)

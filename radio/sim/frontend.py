@@ -18,6 +18,7 @@ RX chain: thermal noise (:func:`thermal_noise_mw`) -> :func:`lna_cubic` -> chann
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import scipy.fft as sfft
@@ -331,6 +332,13 @@ def rx_channel_fir(rate: float, over: int) -> np.ndarray:
 def rx_channel_response(freq_hz: np.ndarray, rate: float) -> np.ndarray:
     """Amplitude response of :func:`rx_channel_fir` (zero phase: its delay is compensated) at ``freq_hz``,
     |f| <= rate / 2. freq_hz: float [n] -> float64 [n]."""
+    grid, table = _rx_channel_table(float(rate))
+    return np.interp(np.abs(np.asarray(freq_hz, dtype=np.float64)), grid, table)
+
+
+@lru_cache(maxsize=16)
+def _rx_channel_table(rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """(frequencies, amplitude response) of :func:`rx_channel_fir` on a fine grid over [0, rate / 2], cached."""
     fine = 1 << 14
     taps = rx_channel_fir(rate, 1)
     half = taps.size // 2
@@ -339,7 +347,7 @@ def rx_channel_response(freq_hz: np.ndarray, rate: float) -> np.ndarray:
     centred[-half:] = taps[:half]
     table = sfft.fft(centred).real[:fine // 2 + 1]
     grid = np.arange(fine // 2 + 1) * (rate / fine)
-    return np.interp(np.abs(np.asarray(freq_hz, dtype=np.float64)), grid, table)
+    return grid, table
 
 
 def rx_digital_gain(rx_gain_db: float, rx_fullscale_dbm: float) -> float:
