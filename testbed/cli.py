@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import sys
 from typing import Any
 
 import click
@@ -135,7 +136,7 @@ def capture(radio_name: str, lo_hz: float, rate_sps: float, num_samples: int, ou
         chunks, clipped, temperature = [], 0, None
         chunk = min(num_samples, 1 << 20)
         done = 0
-        with click.progressbar(length=num_samples, label="capturing", file=click.get_text_stream("stderr"),
+        with click.progressbar(length=num_samples, label="capturing", file=sys.stderr,
                                hidden=num_samples < 4 * chunk) as bar:
             while done < num_samples:
                 n = min(chunk, num_samples - done)
