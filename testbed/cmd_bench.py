@@ -1,0 +1,40 @@
+"""``testbed bench``: run one of the benchmarks in ``bench/`` (each prints one JSON object)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from testbed.cliutil import BadInput, handle_errors
+
+__all__ = ["bench"]
+
+BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
+"""The benchmarks of a source checkout (they are not part of an installed wheel)."""
+
+
+def _available() -> list[str]:
+    return sorted(p.stem.removeprefix("bench_") for p in BENCH_DIR.glob("bench_*.py"))
+
+
+@click.command("bench", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("name", required=False)
+@click.option("--list", "list_only", is_flag=True, help="List the benchmarks.")
+@click.pass_context
+@handle_errors
+def bench(ctx: click.Context, name: str | None, list_only: bool) -> None:
+    """Run benchmark NAME (e.g. ofdm, sim_air, run); extra arguments go to it. See BENCHMARKS.md."""
+    names = _available()
+    if not names:
+        raise BadInput(f"no benchmarks found in {BENCH_DIR}: they come with a source checkout of the project")
+    if list_only or name is None:
+        click.echo("\n".join(names))
+        return
+    if name not in names:
+        raise BadInput(f"benchmark {name!r}; allowed: {', '.join(names)}")
+    code = subprocess.call([sys.executable, str(BENCH_DIR / f"bench_{name}.py"), *ctx.args])
+    if code:
+        raise click.exceptions.Exit(code)
