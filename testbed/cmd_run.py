@@ -263,6 +263,8 @@ def _parse_physical(spec: str | None) -> dict[str, Any] | None:
               help=f"OTA evaluation episodes per policy (default {DEFAULTS['eval_episodes']}; 0: none).")
 @click.option("--ota-slots", "ota_slots", type=int, default=None,
               help=f"Slots of an over-the-air episode (default {DEFAULTS['ota_slots']}).")
+@click.option("--reward", type=click.Choice(["link", "shared"]), default="link", show_default=True,
+              help="What each link's agent learns from: its own goodput, or the network's sum (the paper's).")
 @click.option("--seed", type=int, default=None, help="Seed of the whole run (default 0).")
 @store_option
 @radio_options
@@ -270,7 +272,7 @@ def _parse_physical(spec: str | None) -> dict[str, Any] | None:
 @handle_errors
 def run(radio_list: str | None, episodes: int | None, ota_every: int | None, policy: str, physical_spec: str | None,
         run_dir: str | None, resume: str | None, recalibrate: bool, max_age_h: float, eval_episodes: int | None,
-        ota_slots: int | None, seed: int | None, store_path: str | None, config_path: str | None,
+        ota_slots: int | None, reward: str, seed: int | None, store_path: str | None, config_path: str | None,
         sim_config: str | None, as_json: bool) -> None:
     """Calibrate, train in the twin with OTA episodes every Z_k, evaluate over the air, report (resumable)."""
     from testbed.cliutil import single_thread_torch
@@ -309,7 +311,7 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
         dqn = {"episodes": episodes or DEFAULTS["episodes"],
                "ota_every": DEFAULTS["ota_every"] if ota_every is None else ota_every,
                "num_envs": DEFAULTS["num_envs"], "seed": 0 if seed is None else seed, "checkpoint_every": 1,
-               "sync_phi": True, "physical_max_epsilon": 0.1,
+               "sync_phi": True, "physical_max_epsilon": 0.1, "reward": reward,
                "twin_context": "mirror" if physical["kind"] == "ota" else "independent"}
         resolved = {"radios": names, "physical": physical, "policy": policy, "dqn": dqn, "twin": {},
                     "ota_slots": ota_slots or DEFAULTS["ota_slots"],

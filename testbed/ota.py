@@ -157,8 +157,9 @@ class OtaNetwork(LinkAdaptationNetwork):
 
     # --- phi ---------------------------------------------------------------------------------------------------
     def measured_phi(self) -> float | None:
-        """Running least-squares phi: measured (ACI + HWI) over the twin model's, earlier episodes weighted down by
-        ``phi_memory`` each episode. ``None`` before any usable slot."""
+        """Running least-squares phi: measured (ACI + HWI) over what the calibrated model predicts for the rendered
+        links (their levels, kappa, RB-group ACIR1/ACIR2), earlier episodes weighted down by ``phi_memory`` each
+        episode. ``None`` before any usable slot."""
         num = self._phi_num * self.phi_memory + self._episode_num
         den = self._phi_den * self.phi_memory + self._episode_den
         if den <= 0:
@@ -199,12 +200,14 @@ class OtaNetwork(LinkAdaptationNetwork):
         noise = cfg.noise_power_w
         per_radio: dict[str, list[Link]] = {name: [] for name in self.ap_radios}
         capped: dict[int, bool] = {}
+        rendered: dict[int, float] = {}
         for n in torch.nonzero(rrb >= 0).flatten().tolist():
             radio_name = self.ap_radios[int(state.serving_ap[0, n]) % len(self.ap_radios)]
             snr_db = 10 * math.log10(max(float(power_w[0, n] * gain[n]) / noise, 1e-30))
             level = snr_db - self.snr_ref_db[radio_name]
             capped[n] = not (self.min_power_db <= level <= self.max_power_db)
             level = min(max(level, self.min_power_db), self.max_power_db)
+            rendered[n] = 10 ** ((level + self.snr_ref_db[radio_name]) / 10) * noise
             r = int(rrb[n])
             per_radio[radio_name].append(Link(
                 str(n), tuple(range(r * self.rbs_per_rrb, (r + 1) * self.rbs_per_rrb)),
@@ -242,11 +245,21 @@ class OtaNetwork(LinkAdaptationNetwork):
         share = torch.where(modelled > 0, model.terms.aci_w / modelled.clamp(min=1e-300), torch.full_like(modelled, 0.5))
         aci = interference * share
         hwi = interference - aci
-        usable = [n for n, c in capped.items() if not c and n in self._last_measured]
-        for n in usable:
-            m, x = float(interference[0, n]), float(modelled[0, n])
-            self._episode_num += m * x
-            self._episode_den += x * x
+        # phi compares what was measured with what the calibrated model predicts for the arrangement that was
+        # actually rendered (each link at its rendered level, neighbours heard at theirs), so that it measures the
+        # model's error rather than what the rendering cannot represent (see the module docstring).
+        kappa2 = cfg.kappa_t ** 2 + cfg.kappa_r ** 2
+        leak = {1: 10 ** (-cfg.acir1_db / 10), 2: 10 ** (-cfg.acir2_db / 10)}
+        by_rrb = {int(rrb[n]): n for n in rendered}
+        for n, s_n in rendered.items():
+            if n not in self._last_measured or sinr[0, n] <= 0:
+                continue
+            r = int(rrb[n])
+            expected = kappa2 * s_n + sum(rendered[by_rrb[r + d]] * leak[abs(d)]
+                                          for d in (-2, -1, 1, 2) if r + d in by_rrb)
+            measured = max(s_n / float(sinr[0, n]) - noise, 0.0)
+            self._episode_num += measured * expected
+            self._episode_den += expected * expected
         if self._last_measured:
             vals = list(self._last_measured.values())
             self.kpms.append({"name": "ota/sinr_db", "value": sum(v["sinr_db"] for v in vals) / len(vals)})
