@@ -246,7 +246,8 @@ def test_resume_after_sigkill_continues_without_duplicate_episodes(lab, tmp_path
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
     assert run_row(lab.store, "killed")["status"] == "running"
-    assert 2 <= load_checkpoint(run_dir / "checkpoint.pt")["episode"] < 12
+    # Metrics reach the file just before the checkpoint: a kill between them leaves the checkpoint one behind.
+    assert 1 <= load_checkpoint(run_dir / "checkpoint.pt")["episode"] < 12
     # A kill can also land in the middle of writing a metrics line: the torn tail belongs to the episode in flight.
     with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as stream:
         stream.write('{"episode": 9, "source": "tw')
