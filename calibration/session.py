@@ -545,15 +545,3 @@ def run_calibration(radios: Mapping[str, Radio], settings: CalibrationSettings |
             "settings_key": settings_key(s, rate), "loopback": loop, "duration_s": time.time() - started,
             "started_at": started, "temperature_c": float(np.mean(temps)) if temps else None}
     return {"results": results, "raw": {"points": raw}, "notes": notes, "meta": meta}
-
-
-def twin_parameters(record: Mapping[str, Any]) -> dict[str, float]:
-    """The mapping :func:`twin.from_calibration` reads, from a record's ``results``."""
-    return dict(record["twin"])
-
-
-def estimate(d: Mapping[str, Any] | None) -> Estimate | None:
-    """Rebuild an :class:`Estimate` from its ``as_dict`` form."""
-    if d is None:
-        return None
-    return Estimate(float(d["value"]), float(d["ci95"][0]), float(d["ci95"][1]), int(d["points"]))
