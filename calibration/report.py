@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from calibration.fit import Estimate, EvmObservation, KappaFit, REFERENCE_POWER
+from calibration.fit import Estimate, KappaFit
 
 __all__ = ["write_report"]
 

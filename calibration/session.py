@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from calibration.fit import Estimate, EvmObservation, KappaFit, combine_phi, fit_kappa, fit_ratio
+from calibration.fit import EvmObservation, KappaFit, combine_phi, fit_kappa, fit_ratio
 from calibration.measurements import band_power, power_spectral_density
 from radio.base import Radio
 from radio.errors import RadioFault, RadioTimeout
