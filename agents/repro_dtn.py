@@ -37,6 +37,7 @@ import torch
 
 from agents.baselines import (ExhaustiveFPPolicy, ExhaustiveSearchPolicy, MaxPowerCQIPolicy, RandomPolicy)
 from agents.dqn import (AnalyticPhiProbe, ContinualTrainer, DQNConfig, DQNPolicy, evaluate_policy)
+from agents.results_page import figures_link, replace_section
 from agents.sadrl import JointActionView
 from twin.config import CODE_RATES, MODULATION_ORDERS, DTNConfig
 from twin.geometry import nearest_ap
@@ -1061,20 +1062,8 @@ def write_results(outcome: Mapping[str, Any], results_path: Path, figures_dir: P
     """Plot, write the DTN section of ``results_path`` (other sections are kept) and a JSON of the numbers."""
     summary = summarise(outcome)
     figures = plot_figures(outcome, summary, figures_dir)
-    try:
-        relative = os.path.relpath(figures_dir, results_path.parent)
-    except ValueError:
-        relative = str(figures_dir)
-    section = render_markdown(outcome, summary, figures, relative, command)
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    existing = results_path.read_text(encoding="utf-8") if results_path.exists() else "# Results\n\n"
-    if RESULTS_BEGIN in existing and RESULTS_END in existing:
-        head, rest = existing.split(RESULTS_BEGIN, 1)
-        _, tail = rest.split(RESULTS_END, 1)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = existing.rstrip("\n") + "\n\n" + section
-    results_path.write_text(text, encoding="utf-8")
+    section = render_markdown(outcome, summary, figures, figures_link(figures_dir, results_path), command)
+    replace_section(results_path, RESULTS_BEGIN, RESULTS_END, section)
     raw = {
         "profile": dataclasses.asdict(outcome["profile"]),
         "summary": summary,

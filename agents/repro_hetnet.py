@@ -41,6 +41,7 @@ import torch
 from agents.baselines import RandomHetNetPolicy, WMMSEPolicy
 from agents.marl import (DQNDDDPG, MADDPG, MADDQNDMADDPG, MAPPO, QMIX, MADDQNDMADDPGConfig, evaluate, train)
 from agents.policy import Policy
+from agents.results_page import figures_link, replace_section
 from twin import HetNetConfig, HetNetwork
 
 __all__ = ["ABLATIONS", "EXPERIMENTS", "FULL", "PAPER", "QUICK", "Profile", "decision_cost", "run_all",
@@ -686,20 +687,8 @@ def write_results(outcome: Mapping[str, Any], results_path: Path, figures_dir: P
     """Plot, write the HetNet section of ``results_path`` (other sections kept) and ``hetnet_results.json``."""
     summary = summarise(outcome)
     figures = plot_figures(outcome, summary, figures_dir)
-    try:
-        relative = os.path.relpath(figures_dir, results_path.parent)
-    except ValueError:
-        relative = str(figures_dir)
-    section = render_markdown(outcome, summary, figures, relative, command)
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    existing = results_path.read_text(encoding="utf-8") if results_path.exists() else "# Results\n\n"
-    if RESULTS_BEGIN in existing and RESULTS_END in existing:
-        head, rest = existing.split(RESULTS_BEGIN, 1)
-        _, tail = rest.split(RESULTS_END, 1)
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = existing.rstrip("\n") + "\n\n" + section
-    results_path.write_text(text, encoding="utf-8")
+    section = render_markdown(outcome, summary, figures, figures_link(figures_dir, results_path), command)
+    replace_section(results_path, RESULTS_BEGIN, RESULTS_END, section)
     raw = {"profile": dataclasses.asdict(outcome["profile"]), "experiments": outcome["experiments"],
            "summary": summary, "jobs": outcome["jobs"], "seconds": outcome["seconds"]}
     (figures_dir / "hetnet_results.json").write_text(json.dumps(raw, indent=1, default=float), encoding="utf-8")
