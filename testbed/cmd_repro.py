@@ -52,44 +52,17 @@ def repro(paper: str, quick: bool, only: str | None, results_path: str | None, f
     if paper == "hetnet":
         _repro_hetnet(quick, only, results_path, figures_dir, workers, as_json)
         return
-    import dataclasses
-
     from agents import repro_dtn
 
-    profile = repro_dtn.QUICK if quick else repro_dtn.FULL
-    known = [e.key for e in repro_dtn.plan(profile)]
-    selected = None
-    if only is not None:
-        selected = [key.strip() for key in only.split(",") if key.strip()]
-        unknown = [key for key in selected if key not in known]
-        if unknown or not selected:
-            raise BadInput(f"--only {only!r}; allowed: comma-separated keys from {', '.join(known)}")
-    if workers is not None:
-        if workers < 1:
-            raise BadInput(f"--workers {workers}; allowed: an integer >= 1")
-        profile = dataclasses.replace(profile, workers=workers)
-    default_dir = Path("runs/repro-dtn-quick") if quick else Path("docs")
-    results = Path(results_path) if results_path else default_dir / "RESULTS.md"
-    figures = Path(figures_dir) if figures_dir else (results.parent / "figures" if quick or results_path
-                                                     else Path("docs/figures"))
-    command = "testbed repro dtn" + (" --quick" if quick else "")
-
-    show = sys.stderr.isatty()
-    bar: Any = None
-    if show:
-        from tqdm import tqdm
-
-        bar = tqdm(total=None, desc=f"repro dtn ({profile.name})", file=sys.stderr, leave=False)
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    base = repro_dtn.QUICK if quick else repro_dtn.FULL
+    profile, selected, results, figures, command = _common(
+        "dtn", base, [e.key for e in repro_dtn.plan(base)], quick, only, results_path, figures_dir, workers)
+    progress = _Progress(f"repro dtn ({profile.name})")
     known = None if fresh else repro_dtn.load_raw(figures / "dtn_results.json", profile)
-    outcome = repro_dtn.run_all(profile, progress=progress, only=selected, known=known)
-    if bar is not None:
-        bar.close()
+    try:
+        outcome = repro_dtn.run_all(profile, progress=progress, only=selected, known=known)
+    finally:
+        progress.close()
     summary = repro_dtn.write_results(outcome, results, figures, command)
     result = {
         "paper": paper,
@@ -104,55 +77,24 @@ def repro(paper: str, quick: bool, only: str | None, results_path: str | None, f
         "decision_time_ms": summary["decision_time_ms"],
     }
 
-    def human(r: dict[str, Any]) -> None:
-        click.echo(f"{r['jobs_run']} jobs run in {r['seconds'] / 60:.1f} min ({r['training_runs']} training runs "
-                   f"known); wrote {r['results']} and plots in {r['figures']}")
-        for name, target in r["targets"].items():
-            click.echo(f"  [{'met' if target['met'] else 'not met'}] {name}: {target['ours']}")
-
-    emit(result, as_json, human)
+    emit(result, as_json, _human)
 
 
 def _repro_hetnet(quick: bool, only: str | None, results_path: str | None, figures_dir: str | None,
                   workers: int | None, as_json: bool) -> None:
     """``testbed repro hetnet``: train, evaluate, write the HetNet section of the results page."""
-    import dataclasses
-
     from agents import repro_hetnet
 
-    profile = repro_hetnet.QUICK if quick else repro_hetnet.FULL
-    selected = list(repro_hetnet.EXPERIMENTS)
-    if only is not None:
-        selected = [key.strip() for key in only.split(",") if key.strip()]
-        unknown = [key for key in selected if key not in repro_hetnet.EXPERIMENTS]
-        if unknown or not selected:
-            raise BadInput(f"--only {only!r}; allowed: comma-separated keys from "
-                           f"{', '.join(repro_hetnet.EXPERIMENTS)}")
-    if workers is not None:
-        if workers < 1:
-            raise BadInput(f"--workers {workers}; allowed: an integer >= 1")
-        profile = dataclasses.replace(profile, workers=workers)
-    default_dir = Path("runs/repro-hetnet-quick") if quick else Path("docs")
-    results = Path(results_path) if results_path else default_dir / "RESULTS.md"
-    figures = Path(figures_dir) if figures_dir else (results.parent / "figures" if quick or results_path
-                                                     else Path("docs/figures"))
-    command = "testbed repro hetnet" + (" --quick" if quick else "")
+    base = repro_hetnet.QUICK if quick else repro_hetnet.FULL
+    profile, selected, results, figures, command = _common(
+        "hetnet", base, list(repro_hetnet.EXPERIMENTS), quick, only, results_path, figures_dir, workers)
+    selected = selected or list(repro_hetnet.EXPERIMENTS)
     policies = Path("runs/repro-hetnet-quick/policies" if quick else "runs/repro-hetnet/policies")
-
-    bar: Any = None
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=None, desc=f"repro hetnet ({profile.name})", file=sys.stderr, leave=False)
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-    outcome = repro_hetnet.run_all(profile, selected, progress=progress, policy_dir=policies)
-    if bar is not None:
-        bar.close()
+    progress = _Progress(f"repro hetnet ({profile.name})")
+    try:
+        outcome = repro_hetnet.run_all(profile, selected, progress=progress, policy_dir=policies)
+    finally:
+        progress.close()
     summary = repro_hetnet.write_results(outcome, results, figures, command)
     decision = summary["decision"].get("maddqn-dmaddpg", {})
     result = {
@@ -168,10 +110,55 @@ def _repro_hetnet(quick: bool, only: str | None, results_path: str | None, figur
         "decision_time_ms": {str(n): cost["latency_ms"] for n, cost in decision.items()},
     }
 
-    def human(r: dict[str, Any]) -> None:
-        click.echo(f"{r['jobs_run']} jobs run in {r['seconds'] / 60:.1f} min; wrote {r['results']}, plots in "
-                   f"{r['figures']}, policies in {r['policies']}")
-        for name, target in r["targets"].items():
-            click.echo(f"  [{'met' if target['met'] else 'not met'}] {name}: {target['ours']}")
+    emit(result, as_json, _human)
 
-    emit(result, as_json, human)
+
+def _common(paper: str, profile: Any, known: list[str], quick: bool, only: str | None, results_path: str | None,
+            figures_dir: str | None, workers: int | None) -> tuple[Any, list[str] | None, Path, Path, str]:
+    """What both reproductions read from the options: the profile (with ``--workers``), the experiments selected
+    by ``--only`` (None: all), the results page, the figures directory and the command that regenerates them."""
+    import dataclasses
+
+    selected = None
+    if only is not None:
+        selected = [key.strip() for key in only.split(",") if key.strip()]
+        unknown = [key for key in selected if key not in known]
+        if unknown or not selected:
+            raise BadInput(f"--only {only!r}; allowed: comma-separated keys from {', '.join(known)}")
+    if workers is not None:
+        if workers < 1:
+            raise BadInput(f"--workers {workers}; allowed: an integer >= 1")
+        profile = dataclasses.replace(profile, workers=workers)
+    default_dir = Path(f"runs/repro-{paper}-quick") if quick else Path("docs")
+    results = Path(results_path) if results_path else default_dir / "RESULTS.md"
+    figures = Path(figures_dir) if figures_dir else (results.parent / "figures" if quick or results_path
+                                                     else Path("docs/figures"))
+    return profile, selected, results, figures, f"testbed repro {paper}" + (" --quick" if quick else "")
+
+
+class _Progress:
+    """A progress bar on stderr when it is a terminal, fed with (done, total) by the reproductions."""
+
+    def __init__(self, label: str) -> None:
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=None, desc=label, file=sys.stderr, leave=False)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _human(r: dict[str, Any]) -> None:
+    where = f"wrote {r['results']}, plots in {r['figures']}" + (f", policies in {r['policies']}"
+                                                                if "policies" in r else "")
+    click.echo(f"{r['jobs_run']} jobs run in {r['seconds'] / 60:.1f} min; {where}")
+    for name, target in r["targets"].items():
+        click.echo(f"  [{'met' if target['met'] else 'not met'}] {name}: {target['ours']}")
