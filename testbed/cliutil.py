@@ -101,7 +101,7 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
 
 def single_thread_torch() -> None:
     """One intra-op thread for torch (``$TESTBED_TORCH_THREADS`` overrides): the twin's and agents' tensors are
-    small, and on a busy machine a second thread makes every step wait for a core (measured: 15x slower)."""
+    small, and on a busy machine a second thread makes every step wait for another core to come free."""
     import os
 
     import torch

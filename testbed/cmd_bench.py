@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from testbed.cliutil import BadInput, handle_errors
+from testbed.cliutil import BadInput, emit, handle_errors, json_option
 
 __all__ = ["bench"]
 
@@ -23,15 +23,19 @@ def _available() -> list[str]:
 @click.command("bench", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("name", required=False)
 @click.option("--list", "list_only", is_flag=True, help="List the benchmarks.")
+@json_option
 @click.pass_context
 @handle_errors
-def bench(ctx: click.Context, name: str | None, list_only: bool) -> None:
-    """Run benchmark NAME (e.g. ofdm, sim_air, run); extra arguments go to it. See BENCHMARKS.md."""
+def bench(ctx: click.Context, name: str | None, list_only: bool, as_json: bool) -> None:
+    """Run benchmark NAME (e.g. ofdm, sim_air, run); extra arguments go to it. See BENCHMARKS.md.
+
+    A benchmark always prints one JSON object as its last line; ``--json`` matters only with ``--list``."""
     names = _available()
     if not names:
         raise BadInput(f"no benchmarks found in {BENCH_DIR}: they come with a source checkout of the project")
     if list_only or name is None:
-        click.echo("\n".join(names))
+        emit({"benchmarks": names, "directory": str(BENCH_DIR)}, as_json,
+             lambda r: click.echo("\n".join(r["benchmarks"])))
         return
     if name not in names:
         raise BadInput(f"benchmark {name!r}; allowed: {', '.join(names)}")

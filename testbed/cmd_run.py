@@ -146,14 +146,17 @@ def _truncate_metrics(path: Path, last_episode: int) -> None:
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
-def _evaluate(policy: Any, network: Any, twin_config: Any, episodes: int, seed: int) -> dict[str, float]:
+def _evaluate(policy: Any, network: Any, twin_config: Any, episodes: int, seed: int,
+              show_progress: bool = False) -> dict[str, float]:
+    """Greedy evaluation of the policy and the baselines on the same network with the same deployments."""
     from agents.baselines import MaxPowerCQIPolicy, OllaPolicy, RandomPolicy
     from agents.dqn import evaluate_policy
 
+    candidates = (("policy", policy), ("maxp-3gpp-cqi", MaxPowerCQIPolicy(twin_config.num_power_levels)),
+                  ("olla", OllaPolicy(twin_config.num_power_levels, code_block_bits=twin_config.packet_bits)),
+                  ("random", RandomPolicy(twin_config.num_actions, seed=seed)))
     out = {}
-    for label, candidate in (("policy", policy), ("maxp-3gpp-cqi", MaxPowerCQIPolicy(twin_config.num_power_levels)),
-                             ("olla", OllaPolicy(twin_config.num_power_levels, code_block_bits=twin_config.packet_bits)),
-                             ("random", RandomPolicy(twin_config.num_actions, seed=seed))):
+    for label, candidate in progress(candidates, total=len(candidates), desc="evaluate", enabled=show_progress):
         out[label] = evaluate_policy(candidate, network, episodes, seed).mean_reward
     return out
 
@@ -451,7 +454,8 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
             with flag.installed():
                 try:
                     evaluation = _evaluate(policy_obj, network, twin_config, resolved["eval_episodes"],
-                                           resolved["dqn"]["seed"] + 10_000)
+                                           resolved["dqn"]["seed"] + 10_000,
+                                           show_progress=not as_json and sys.stderr.isatty())
                 except OtaInterrupted:
                     evaluation = {}
                 except RadioFault as e:
@@ -546,7 +550,8 @@ def eval_command(run_path: str, radio_list: str | None, episodes: int, seed: int
         with flag.installed():
             try:
                 evaluation = _evaluate(policy_obj, network, twin_config, episodes,
-                                       (resolved["dqn"]["seed"] + 20_000) if seed is None else seed)
+                                       (resolved["dqn"]["seed"] + 20_000) if seed is None else seed,
+                                       show_progress=not as_json and sys.stderr.isatty())
             except OtaInterrupted:
                 raise click.ClickException("evaluation interrupted; nothing was compared") from None
             finally:
