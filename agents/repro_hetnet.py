@@ -272,8 +272,6 @@ def decision_cost(scheme: str, num_ues: int, num_small_cells: int = 4, num_subch
         observation = env.reset(0)
         policy = _policy_for(scheme, config)
         state = env.network_state() if policy.needs_state else None
-        if state is not None:
-            state = state._replace(gain=state.gain.double(), block_power_w=state.block_power_w.double())
 
         def decide() -> None:
             with torch.no_grad():
@@ -577,9 +575,10 @@ def render_markdown(outcome: Mapping[str, Any], summary: Mapping[str, Any], figu
         "attached to the same BS; the centralised critics are set networks over all UEs, so the policy runs on any N "
         "and M. The learned policies trained on the main network are the ones evaluated in the scaling, scarcity "
         "and robustness experiments (no retraining). QMIX picks one of 4 power levels; MADDPG uses strongest-signal "
-        "association and round-robin blocks; WMMSE + SSA is evaluated with float64 channel state (its iteration "
-        "overflows in float32 at high SINR). The paper's hyper-parameter values are not available to us: every "
-        "learner uses the defaults listed in its config dataclass (`agents/marl/*.py`), with equal widths and budgets.",
+        "association and round-robin blocks; WMMSE + SSA iterates in SNR units with w = 1 + SINR, so float32 "
+        "state neither underflows nor cancels at high SINR. The paper's hyper-parameter values are not available to "
+        "us: every learner uses the defaults listed in its config dataclass (`agents/marl/*.py`), with equal widths "
+        "and budgets.",
         "",
         "### Targets",
         "",

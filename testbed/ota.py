@@ -34,7 +34,7 @@ from radio.base import Radio
 from radio.ofdm import Link, SlotPlan, numerology, run_slot
 from radio.ofdm.link import configure_radios
 from twin.config import CODE_RATES, MODULATION_NAMES, DTNConfig
-from twin.link import SinrTerms, link_rate_mbps, modulation_order_tensor
+from twin.link import SinrTerms, colocated_interference, link_rate_mbps, modulation_order_tensor
 from twin.network import LinkAdaptationNetwork, SlotOutcome, evaluate_slot
 
 __all__ = ["OtaInterrupted", "OtaNetwork"]
@@ -248,15 +248,15 @@ class OtaNetwork(LinkAdaptationNetwork):
         # phi compares what was measured with what the calibrated model predicts for the arrangement that was
         # actually rendered (each link at its rendered level, neighbours heard at theirs), so that it measures the
         # model's error rather than what the rendering cannot represent (see the module docstring).
-        kappa2 = cfg.kappa_t ** 2 + cfg.kappa_r ** 2
-        leak = {1: 10 ** (-cfg.acir1_db / 10), 2: 10 ** (-cfg.acir2_db / 10)}
-        by_rrb = {int(rrb[n]): n for n in rendered}
+        level = torch.zeros(1, cfg.num_rrbs, dtype=torch.float64)
+        for n, s_n in rendered.items():
+            level[0, int(rrb[n])] = s_n
+        aci_r, hwi_r = colocated_interference(level, level > 0, cfg.kappa_t ** 2 + cfg.kappa_r ** 2, cfg.acir1_db,
+                                              cfg.acir2_db)
         for n, s_n in rendered.items():
             if n not in self._last_measured or sinr[0, n] <= 0:
                 continue
-            r = int(rrb[n])
-            expected = kappa2 * s_n + sum(rendered[by_rrb[r + d]] * leak[abs(d)]
-                                          for d in (-2, -1, 1, 2) if r + d in by_rrb)
+            expected = float(aci_r[0, int(rrb[n])] + hwi_r[0, int(rrb[n])])
             measured = max(s_n / float(sinr[0, n]) - noise, 0.0)
             self._episode_num += measured * expected
             self._episode_den += expected * expected

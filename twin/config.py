@@ -43,6 +43,8 @@ CODE_RATES: tuple[float, ...] = (1 / 2, 3 / 4, 5 / 6)
 NUM_MODULATIONS = len(MODULATION_ORDERS)
 NUM_CODE_RATES = len(CODE_RATES)
 
+INTERFERENCE_MODELS: tuple[str, ...] = ("geometric", "colocated")
+"""Allowed values of :attr:`DTNConfig.interference`."""
 OBSERVATION_FEATURES: tuple[str, ...] = (
     "channel_quality",
     "last_sinr",
@@ -143,6 +145,16 @@ class DTNConfig:
     """ACIR of the first adjacent RRB (r +- 1) (dB)."""
     acir2_db: float = 45.0
     """ACIR of the second adjacent RRB (r +- 2) (dB)."""
+    interference: str = "geometric"
+    """How a device hears the other links. ``"geometric"`` (eq. 14): device n hears AP k's neighbouring RRBs through
+    its own channel g_{n,k}, and its hardware distortion is kappa^2 times its AP's mean power per RRB through
+    g_{n,k(n)}. ``"colocated"``: every device sits at one receiver, as when the over-the-air runner renders all
+    devices on one device radio: a link's neighbouring RB groups leak at their own received level whichever AP sends
+    them, and its distortion is kappa^2 times its own received level."""
+    max_snr_db: float | None = None
+    """Highest SNR a link is received with (dB); ``None``: unbounded. Over the air it is what an AP radio delivers
+    to the device radio at full power: a link whose P g / N exceeds it is received at it, and so are its leakage and
+    distortion."""
     phi_aci: float = 0.0
     """Relative deviation applied to the model's ACI power: ACI = ACI_model (1 + phi_aci). 0 for an
     uncalibrated twin; :func:`twin.from_calibration` sets it from a measurement."""
@@ -169,6 +181,8 @@ class DTNConfig:
             raise ValueError(f"num_aps and num_devices must be >= 1, got {self.num_aps}, {self.num_devices}")
         if self.num_rrbs % self.num_aps != 0:
             raise ValueError(f"num_rrbs ({self.num_rrbs}) must be a multiple of num_aps ({self.num_aps})")
+        if self.interference not in INTERFERENCE_MODELS:
+            raise ValueError(f"interference={self.interference!r}; allowed: {', '.join(INTERFERENCE_MODELS)}")
         if self.ser_model not in ("exact", "printed"):
             raise ValueError(f"ser_model must be 'exact' or 'printed', got {self.ser_model!r}")
         if len(self.coding_gain_db) != NUM_CODE_RATES:

@@ -40,6 +40,7 @@ __all__ = [
     "CQI_SINR_THRESHOLD_DB",
     "SinrTerms",
     "bit_error_rate",
+    "colocated_interference",
     "cqi_from_sinr_db",
     "link_rate_mbps",
     "lookup",
@@ -228,9 +229,36 @@ def _neighbours(owner: tuple[int, ...], device: torch.device) -> tuple[torch.Ten
     return neighbour.to(device), owners[neighbour].to(device), leaks.to(device)
 
 
+def colocated_interference(level_w: torch.Tensor, occupied: torch.Tensor, kappa2: float, acir1_db: float,
+                           acir2_db: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """ACI and hardware distortion of each RRB's link when every link is heard by one receiver.
+
+    Neighbouring RB groups leak at their own received level (ACIR1 for r +- 1, ACIR2 for r +- 2, whichever AP sends
+    them); a link's distortion is kappa^2 times its own received level.
+
+    Args:
+        level_w: [B, R] float, received power of each RRB's link at the receiver (W).
+        occupied: [B, R] bool, RRB carries a link.
+        kappa2: kappa_t^2 + kappa_r^2.
+        acir1_db, acir2_db: RB-group ACIR of the first / second neighbour (dB).
+
+    Returns:
+        (aci [B, R], hwi [B, R]) in W, 0 on empty RRBs.
+    """
+    level = torch.where(occupied, level_w, torch.zeros_like(level_w))
+    padded = torch.nn.functional.pad(level, (2, 2))
+    num_rrbs = level.shape[-1]
+    first = padded[..., 1:1 + num_rrbs] + padded[..., 3:3 + num_rrbs]
+    second = padded[..., 0:num_rrbs] + padded[..., 4:4 + num_rrbs]
+    aci = 10.0 ** (-acir1_db / 10.0) * first + 10.0 ** (-acir2_db / 10.0) * second
+    zero = torch.zeros_like(level)
+    return torch.where(occupied, aci, zero), kappa2 * level
+
+
 def slot_sinr_rrb(power_w: torch.Tensor, occupant_gain: torch.Tensor, occupied: torch.Tensor,
                   rrb_owner: torch.Tensor, kappa_t: float, kappa_r: float, acir1_db: float, acir2_db: float,
-                  noise_w: float, phi_aci: float = 0.0, phi_hwi: float = 0.0) -> SinrTerms:
+                  noise_w: float, phi_aci: float = 0.0, phi_hwi: float = 0.0, colocated: bool = False,
+                  max_snr_db: float | None = None) -> SinrTerms:
     """Eq. 14 evaluated per RRB (the link on RRB r is served by r's owner, as PF guarantees).
 
     Work is O(B R K) whatever the number of links, which is why the environment uses this form.
@@ -240,6 +268,8 @@ def slot_sinr_rrb(power_w: torch.Tensor, occupant_gain: torch.Tensor, occupied: 
         occupant_gain: [B, R, K] float, gain from every AP to the device occupying each RRB (linear).
         occupied: [B, R] bool, RRB carries a link in the slot.
         rrb_owner: [R] int64, AP owning each RRB.
+        colocated: every device at one receiver (see :attr:`twin.DTNConfig.interference`).
+        max_snr_db: highest received SNR of a link (dB, see :attr:`twin.DTNConfig.max_snr_db`); None: unbounded.
         Others as :func:`slot_sinr`.
 
     Returns:
@@ -250,6 +280,14 @@ def slot_sinr_rrb(power_w: torch.Tensor, occupant_gain: torch.Tensor, occupied: 
     power = torch.where(occupied, power_w, zero)
     own_gain = torch.gather(occupant_gain, 2, rrb_owner.view(1, -1, 1).expand(batch, -1, 1)).squeeze(-1)
     signal = power * own_gain
+    if max_snr_db is not None:
+        signal = signal.clamp(max=noise_w * 10.0 ** (max_snr_db / 10.0))
+    if colocated:
+        aci, hwi = colocated_interference(signal, occupied, kappa_t ** 2 + kappa_r ** 2, acir1_db, acir2_db)
+        aci, hwi = (1.0 + phi_aci) * aci, (1.0 + phi_hwi) * hwi
+        noise = torch.full_like(signal, noise_w)
+        sinr = torch.where(occupied, signal / (hwi + aci + noise), zero)
+        return SinrTerms(sinr=sinr, signal_w=signal, aci_w=aci, hwi_w=hwi, noise_w=noise)
     # HWI: the owning AP's total power averaged over the RRBs it owns.
     ap_power = torch.zeros(batch, num_aps, dtype=power.dtype, device=power.device).index_add_(1, rrb_owner, power)
     rrbs_per_ap = torch.bincount(rrb_owner, minlength=num_aps).clamp(min=1).to(power.dtype)
@@ -292,7 +330,8 @@ def scatter_to_links(values: torch.Tensor, occupant: torch.Tensor, num_links: in
 
 def slot_sinr(power_w: torch.Tensor, gain: torch.Tensor, serving_ap: torch.Tensor, rrb: torch.Tensor,
               rrb_owner: torch.Tensor, kappa_t: float, kappa_r: float, acir1_db: float, acir2_db: float,
-              noise_w: float, phi_aci: float = 0.0, phi_hwi: float = 0.0) -> SinrTerms:
+              noise_w: float, phi_aci: float = 0.0, phi_hwi: float = 0.0, colocated: bool = False,
+              max_snr_db: float | None = None) -> SinrTerms:
     """SINR of every link in one slot (eq. 14, see the module docstring).
 
     Args:
@@ -306,6 +345,8 @@ def slot_sinr(power_w: torch.Tensor, gain: torch.Tensor, serving_ap: torch.Tenso
         acir1_db, acir2_db: ACIR of the first / second adjacent RRB (dB).
         noise_w: noise power per RRB (W).
         phi_aci, phi_hwi: relative deviations scaling the ACI and HWI terms.
+        colocated: every device at one receiver (see :attr:`twin.DTNConfig.interference`).
+        max_snr_db: highest received SNR of a link (dB, see :attr:`twin.DTNConfig.max_snr_db`); None: unbounded.
 
     Returns:
         :class:`SinrTerms` of [B, N] tensors (0 for idle links, noise everywhere).
@@ -314,7 +355,7 @@ def slot_sinr(power_w: torch.Tensor, gain: torch.Tensor, serving_ap: torch.Tenso
     occupant = rrb_occupant(rrb, rrb_owner.numel())
     occupied = occupant < num_links
     terms = slot_sinr_rrb(gather_to_rrbs(power_w, occupant), gather_to_rrbs(gain, occupant), occupied, rrb_owner,
-                          kappa_t, kappa_r, acir1_db, acir2_db, noise_w, phi_aci, phi_hwi)
+                          kappa_t, kappa_r, acir1_db, acir2_db, noise_w, phi_aci, phi_hwi, colocated, max_snr_db)
     stacked = torch.stack([terms.sinr, terms.signal_w, terms.aci_w, terms.hwi_w], dim=-1)
     sinr, signal, aci, hwi = scatter_to_links(stacked, occupant, num_links).unbind(-1)
     return SinrTerms(sinr=sinr, signal_w=signal, aci_w=aci, hwi_w=hwi, noise_w=torch.full_like(sinr, noise_w))

@@ -139,7 +139,7 @@ def evaluate_slot(state: NetworkState, power_w: torch.Tensor, modulation_index: 
     occupied = occupant < num_links
     terms = slot_sinr_rrb(gather_to_rrbs(power_w, occupant), gather_to_rrbs(state.gain, occupant), occupied,
                           state.rrb_owner, cfg.kappa_t, cfg.kappa_r, cfg.acir1_db, cfg.acir2_db, cfg.noise_power_w,
-                          cfg.phi_aci, cfg.phi_hwi)
+                          cfg.phi_aci, cfg.phi_hwi, cfg.interference == "colocated", cfg.max_snr_db)
     order = modulation_order_tensor(gather_to_rrbs(modulation_index, occupant))
     code_rate = gather_to_rrbs(code_rate_index, occupant)
     per = packet_error_rate(terms.sinr, order, code_rate, cfg.packet_bits, cfg.coding_gain_db, cfg.ser_model)

@@ -123,7 +123,8 @@ class ExhaustiveSearchPolicy(Policy):
             power_w = levels_w[power_index].reshape(batch * count, num_links)
             gain, serving, rrb = _repeat_state(state, count)
             terms = slot_sinr(power_w, gain, serving, rrb, state.rrb_owner, cfg.kappa_t, cfg.kappa_r, cfg.acir1_db,
-                              cfg.acir2_db, cfg.noise_power_w, cfg.phi_aci, cfg.phi_hwi)
+                              cfg.acir2_db, cfg.noise_power_w, cfg.phi_aci, cfg.phi_hwi,
+                              cfg.interference == "colocated", cfg.max_snr_db)
             goodput = _goodput_per_mcs(terms.sinr, rrb >= 0, state)                               # [B*C, N, 12]
             link_best, link_mcs = goodput.max(-1)
             total = link_best.sum(-1).view(batch, count)
@@ -243,6 +244,9 @@ class ExhaustiveFPPolicy(Policy):
         if state is None:
             raise ValueError("ESA-FP is centralised: pass env.network_state() as state")
         cfg = state.config
+        if cfg.interference != "geometric" or cfg.max_snr_db is not None:
+            raise ValueError(f"ESA-FP's coupling matrix is eq. 14's; interference={cfg.interference!r}, max_snr_db="
+                             f"{cfg.max_snr_db!r} are not supported (allowed: 'geometric', None); use ESA")
         num_rrbs = cfg.num_rrbs
         num_candidates = _NUM_MCS ** num_rrbs
         if num_candidates > self.max_candidates:

@@ -70,15 +70,23 @@ def wmmse_power(channel: torch.Tensor, noise_w: float, p_max_w: torch.Tensor, we
     Returns:
         [B, N] float powers (W).
     """
-    direct = torch.sqrt(torch.diagonal(channel, dim1=-2, dim2=-1))
+    # Gains relative to the noise (SNR units) and w = 1 + SINR written from the interference: the textbook
+    # 1 / (1 - u h v) loses every digit to cancellation at high SINR, and raw gains of 1e-12 with 1e-300 floors
+    # underflow, which in float32 turned into NaN. The iteration is otherwise unchanged (u scales by sqrt(N)).
+    snr_gain = channel / noise_w
+    cross = snr_gain * (1.0 - torch.eye(channel.shape[-1], dtype=channel.dtype, device=channel.device))
+    direct = torch.sqrt(torch.diagonal(snr_gain, dim1=-2, dim2=-1))
+    tiny = torch.finfo(channel.dtype).tiny
     v = torch.sqrt(p_max_w)
     for _ in range(iterations):
         # Fixed iteration count; each pass updates every link of every network at once.
-        u = direct * v / (torch.einsum("bnm,bm->bn", channel, v * v) + noise_w)
-        w = 1.0 / (1.0 - u * direct * v)
+        interference = torch.einsum("bnm,bm->bn", cross, v * v) + 1.0
+        received = interference + (direct * v) ** 2
+        u = direct * v / received
+        w = received / interference
         numerator = weight * w * u * direct
-        denominator = torch.einsum("bnm,bn->bm", channel, weight * w * u * u)
-        v = torch.minimum((numerator / denominator.clamp(min=1e-300)).clamp(min=0.0), torch.sqrt(p_max_w))
+        denominator = torch.einsum("bnm,bn->bm", snr_gain, weight * w * u * u)
+        v = torch.minimum((numerator / denominator.clamp(min=tiny)).clamp(min=0.0), torch.sqrt(p_max_w))
     return v * v
 
 

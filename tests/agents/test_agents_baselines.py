@@ -121,6 +121,21 @@ def test_batched_wmmse_equals_scalar_reference():
     assert torch.all((batched >= 0) & (batched <= p_max + 1e-12))
 
 
+def test_wmmse_in_float32_matches_float64_on_dense_hetnets():
+    # 200 UEs: gains of 1e-13..1e-6 and SINRs up to ~1e8, where the textbook 1 / (1 - u h v) cancels to 1 / 0 in
+    # float32 (4 of these 4 x 5 networks came out NaN before).
+    env = HetNetwork(HetNetConfig(num_ues=200), batch_size=4)
+    for seed in range(5):
+        env.reset(seed)
+        state = env.network_state()
+        assert state.gain.dtype == torch.float32
+        single = WMMSEPolicy().act(None, state).power_split
+        exact = WMMSEPolicy().act(None, state._replace(gain=state.gain.double(),
+                                                         block_power_w=state.block_power_w.double())).power_split
+        assert torch.isfinite(single).all()
+        assert torch.allclose(single.double(), exact, atol=1e-3)
+
+
 def test_wmmse_policy_on_hetnet():
     env = HetNetwork(HetNetConfig(num_ues=30, num_small_cells=3, num_subchannels=10), batch_size=2,
                      dtype=torch.float64)

@@ -140,6 +140,9 @@ def test_ota_run_writes_every_artifact_and_reuses_the_stored_calibration(lab, ot
     assert config["calibration_id"] == lab.calibration_id and config["radios"] == ["sim0", "sim1"]
     assert {"python", "testbed", "torch", "numpy"} <= set(config["versions"])
     assert config["ota_slots"] == 3 and config["dqn"]["episodes"] == 2 and config["dqn"]["ota_every"] == 2
+    # The run's learner: myopic, exploring in the twin, OTA exploration capped, replay of several twin episodes.
+    assert config["dqn"]["discount"] == 0.0 and config["dqn"]["epsilon_end"] == 0.1
+    assert config["dqn"]["physical_max_epsilon"] == 0.1 and config["dqn"]["replay_capacity"] == 50_000
     assert json.loads((run_dir / "calibration.json").read_text())["id"] == lab.calibration_id
 
     metrics = metric_lines(run_dir)
@@ -406,6 +409,8 @@ def test_sigint_stops_an_ota_run_cleanly_and_resume_continues(lab, tmp_path):
     (["--radios", RADIOS, "--physical", "analytic:phi=0.4"], "either --radios or --physical"),
     (["--physical", "analytic:phi=0.4", "--episodes", "0"], "--episodes 0"),
     (["--physical", "analytic:phi=0.4", "--ota-slots", "0"], "--ota-slots 0"),
+    (["--physical", "analytic:phi=0.4", "--discount", "1"], "--discount 1.0"),
+    (["--physical", "analytic:phi=0.4", "--discount", "-0.1"], "0 <= gamma < 1"),
     (["--resume", "/nonexistent/run"], "/nonexistent/run"),
 ])
 def test_bad_input_exits_2_naming_the_problem(tmp_path, monkeypatch, args, says):

@@ -109,6 +109,41 @@ def test_sinr_eq14_hand_computed_case():
     assert terms.sinr[0].tolist() == pytest.approx(expected, rel=1e-12)
 
 
+def test_colocated_view_hand_computed_case():
+    # One receiver: each link's neighbours leak at their own received level (own serving gain), whichever AP sends
+    # them (RRB2 is AP0's like RRB0, and leaks into link 0 at ACIR2); distortion is kappa^2 times the own level.
+    gain, serving, rrb, owner, power, p = _hand_case()
+    terms = slot_sinr(power, gain, serving, rrb, owner, colocated=True, **p)
+    k2 = 0.1 ** 2 + 0.05 ** 2
+    level = [1.0 * 1e-9, 0.5 * 4e-9, 0.25 * 5e-10]          # RRB0..2; RRB3 is empty
+    aci = [1.2 * (level[1] * 0.01 + level[2] * 0.001), 1.2 * (level[0] + level[2]) * 0.01,
+           1.2 * (level[1] * 0.01 + level[0] * 0.001)]
+    hwi = [1.5 * k2 * x for x in level]
+    assert terms.aci_w[0, :3].tolist() == pytest.approx(aci, rel=1e-12)
+    assert terms.hwi_w[0, :3].tolist() == pytest.approx(hwi, rel=1e-12)
+    assert terms.sinr[0, :3].tolist() == pytest.approx([s / (h + a + 1e-12) for s, h, a in zip(level, hwi, aci)],
+                                                       rel=1e-12)
+    assert terms.sinr[0, 3] == 0
+
+
+def test_max_snr_caps_the_received_level_and_what_it_leaks():
+    gain, serving, rrb, owner, power, p = _hand_case()
+    cap = 1e-12 * 10 ** (25.0 / 10)                          # 25 dB over the noise: RRB0 and RRB1 exceed it
+    terms = slot_sinr(power, gain, serving, rrb, owner, colocated=True, max_snr_db=25.0, **p)
+    assert terms.signal_w[0, :3].tolist() == pytest.approx([cap, cap, 0.25 * 5e-10], rel=1e-12)
+    assert float(terms.aci_w[0, 1]) == pytest.approx(1.2 * (cap + 0.25 * 5e-10) * 0.01, rel=1e-12)
+    uncapped = slot_sinr(power, gain, serving, rrb, owner, **p)
+    capped = slot_sinr(power, gain, serving, rrb, owner, max_snr_db=25.0, **p)
+    assert torch.all(capped.signal_w <= cap * (1 + 1e-12)) and torch.all(capped.sinr <= uncapped.sinr)
+
+
+def test_interference_view_is_validated():
+    from twin import DTNConfig
+
+    with pytest.raises(ValueError, match="interference='nearby'.*geometric, colocated"):
+        DTNConfig(interference="nearby")
+
+
 def test_second_adjacent_rrb_uses_acir2():
     # Three APs, RRBs owned 0,1,2: the victim on RRB0 hears RRB2 (AP2) through ACIR2 only.
     gain = torch.full((1, 2, 3), 1e-9, dtype=torch.float64)
