@@ -13,11 +13,12 @@ mixing networks and centralised twin critics over a variable number of agents.
 
 from .dqn_dddpg import DQNDDDPG, DQNDDDPGConfig, DQNDDDPGPolicy
 from .maddpg import MADDPG, MADDPGConfig, MADDPGPolicy
-from .maddqn_dmaddpg import MADDQNDMADDPG, MADDQNDMADDPGConfig, MADDQNDMADDPGPolicy
+from .maddqn_dmaddpg import (CompiledMADDQNDMADDPGPolicy, MADDQNDMADDPG, MADDQNDMADDPGConfig,
+                             MADDQNDMADDPGPolicy)
 from .mappo import MAPPO, MAPPOConfig, MAPPOPolicy
 from .qmix import QMIX, QMIXConfig, QMIXPolicy
 from .training import EvaluationResult, TrainingHistory, evaluate, train
 
-__all__ = ["DQNDDDPG", "DQNDDDPGConfig", "DQNDDDPGPolicy", "EvaluationResult", "MADDPG", "MADDPGConfig",
-           "MADDPGPolicy", "MADDQNDMADDPG", "MADDQNDMADDPGConfig", "MADDQNDMADDPGPolicy", "MAPPO", "MAPPOConfig",
-           "MAPPOPolicy", "QMIX", "QMIXConfig", "QMIXPolicy", "TrainingHistory", "evaluate", "train"]
+__all__ = ["CompiledMADDQNDMADDPGPolicy", "DQNDDDPG", "DQNDDDPGConfig", "DQNDDDPGPolicy", "EvaluationResult", "MADDPG",
+           "MADDPGConfig", "MADDPGPolicy", "MADDQNDMADDPG", "MADDQNDMADDPGConfig", "MADDQNDMADDPGPolicy", "MAPPO",
+           "MAPPOConfig", "MAPPOPolicy", "QMIX", "QMIXConfig", "QMIXPolicy", "TrainingHistory", "evaluate", "train"]

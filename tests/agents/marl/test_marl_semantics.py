@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agents.marl import (DQNDDDPGPolicy, MADDPGPolicy, MADDQNDMADDPG, MADDQNDMADDPGConfig, MADDQNDMADDPGPolicy,
-                         MAPPOPolicy, QMIXPolicy)
+from agents.marl import (DQNDDDPGPolicy, CompiledMADDQNDMADDPGPolicy, MADDPGPolicy, MADDQNDMADDPG, MADDQNDMADDPGConfig,
+                         MADDQNDMADDPGPolicy, MAPPOPolicy, QMIXPolicy)
 from agents.marl.common import (UserAttention, block_from_offset, clipped_double_q_target, double_q_target,
                                 feature_size, linear_epsilon, local_features)
 from agents.marl.qmix import MonotonicMixer
@@ -160,6 +160,25 @@ def test_save_load_round_trip_gives_identical_actions(tmp_path):
         for x, y in zip(before, after):
             assert torch.equal(x, y), policy.name
     assert load_policy(tmp_path / "maddqn-dmaddpg.pt").name == "maddqn-dmaddpg"
+
+
+def test_compiled_maddqn_dmaddpg_acts_as_the_eager_policy_on_any_n_and_round_trips(tmp_path):
+    torch.manual_seed(3)
+    eager = MADDQNDMADDPGPolicy(CONFIG.num_bs, CONFIG.num_blocks, hidden=16, attention_width=8)
+    compiled = eager.compiled()
+    for num_ues in (5, 9, 40):
+        observation = _observation(1, config=CONFIG.with_updates(num_ues=num_ues))
+        want, got = eager.act(observation), compiled.act(observation)
+        assert torch.equal(want.association, got.association) and torch.equal(want.block, got.block), num_ues
+        assert torch.allclose(want.power_split, got.power_split, atol=1e-6), num_ues
+    path = tmp_path / "compiled.pt"
+    compiled.save(path)
+    loaded = load_policy(path)
+    assert type(loaded) is CompiledMADDQNDMADDPGPolicy and loaded.name == "maddqn-dmaddpg"
+    observation = _observation(9)
+    assert torch.equal(loaded.act(observation).block, eager.act(observation).block)
+    with pytest.raises(ValueError, match=r"observation must be \[\.\.\., B, N, 11\] for 4 BSs"):
+        MADDQNDMADDPGPolicy(4, 4).compiled().act(_observation())
 
 
 def test_bad_inputs_are_clear_errors():
