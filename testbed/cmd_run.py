@@ -15,7 +15,8 @@
 5. evaluates the policy over the air against MaxP-3GPP-CQI, OLLA and random;
 6. writes the run directory: ``config.json`` (resolved config, versions, calibration id), ``metrics.jsonl``,
    ``checkpoint.pt`` (after every episode, atomically), ``calibration.json``, ``policy.pt``, ``evaluation.json``,
-   ``summary.json`` and ``report.html`` with its plots.
+   ``summary.json`` (with ``ota_sinr``: measured minus twin-predicted SINR over the OTA link-slots) and ``report.html``
+   with its plots.
 
 Ctrl-C stops after the slot in flight, with the transmitters off; ``--resume RUN`` continues from the last
 checkpoint (also after SIGKILL), dropping the in-flight episode's metrics and stored experiences.
@@ -181,7 +182,27 @@ def _evaluate(policy: Any, network: Any, twin_config: Any, episodes: int, seed: 
     return out
 
 
-def _report(run_dir: Path, summary: dict[str, Any], calibration: dict[str, Any] | None) -> Path:
+def _sinr_pairs(store: Any, run_id: str) -> list[tuple[float, float]]:
+    """(twin-predicted, measured) SINR in dB of every stored OTA link-slot of the run that has both."""
+    pairs = []
+    for row in store.experiences(run_id):
+        m = row["measured"] or {}
+        predicted, measured = m.get("twin_sinr_db"), m.get("sinr_db")
+        if predicted is not None and measured is not None and math.isfinite(predicted) and math.isfinite(measured):
+            pairs.append((float(predicted), float(measured)))
+    return pairs
+
+
+def _sinr_summary(pairs: list[tuple[float, float]]) -> dict[str, float] | None:
+    if not pairs:
+        return None
+    errors = sorted(m - p for p, m in pairs)
+    return {"link_slots": len(errors), "median_error_db": errors[len(errors) // 2],
+            "median_abs_error_db": sorted(abs(e) for e in errors)[len(errors) // 2]}
+
+
+def _report(run_dir: Path, summary: dict[str, Any], calibration: dict[str, Any] | None,
+            sinr_pairs: list[tuple[float, float]] | None = None) -> Path:
     import html
 
     import matplotlib
@@ -217,6 +238,20 @@ def _report(run_dir: Path, summary: dict[str, Any], calibration: dict[str, Any] 
         fig.savefig(run_dir / "phi.png", dpi=90)
         plt.close(fig)
         figures.append(("phi.png", "Running phi estimate after each OTA episode (the twin is set to it)."))
+    if sinr_pairs:
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        ax.plot([p for p, _ in sinr_pairs], [m for _, m in sinr_pairs], ".", ms=3, alpha=0.5)
+        low = min(min(p, m) for p, m in sinr_pairs)
+        high = max(max(p, m) for p, m in sinr_pairs)
+        ax.plot([low, high], [low, high], color="grey", lw=0.8)
+        ax.set_xlabel("twin-predicted SINR (dB)")
+        ax.set_ylabel("measured SINR (dB)")
+        ax.set_title("over-the-air link-slots")
+        fig.tight_layout()
+        fig.savefig(run_dir / "sinr.png", dpi=90)
+        plt.close(fig)
+        figures.append(("sinr.png", "Each link-slot of the OTA training episodes: measured SINR against what the twin "
+                                    "(phi = 0) predicted for it: the twin's fidelity on these radios."))
     evaluation = summary.get("evaluation") or {}
     if evaluation:
         fig, ax = plt.subplots(figsize=(6, 3))
@@ -250,7 +285,11 @@ def _report(run_dir: Path, summary: dict[str, Any], calibration: dict[str, Any] 
             f"</title><style>body{{font-family:sans-serif;max-width:960px;margin:auto}}td,th{{padding:2px 8px}}"
             f"</style></head><body><h1>Run {html.escape(summary['run'])}</h1>"
             f"<p>{summary['episodes']} episodes ({summary['ota_episodes']} over the air) in {summary['seconds']:.0f} s; "
-            f"OTA share of wall time {100 * summary['ota_share']:.0f} %.</p>"
+            f"OTA share of wall time {100 * summary['ota_share']:.0f} %."
+            + (f" Measured SINR minus the twin's prediction: {summary['ota_sinr']['median_error_db']:+.2f} dB median "
+               f"({summary['ota_sinr']['median_abs_error_db']:.2f} dB median absolute) over "
+               f"{summary['ota_sinr']['link_slots']} OTA link-slots." if summary.get("ota_sinr") else "")
+            + "</p>"
             f"<h2>Evaluation (mean sum goodput per slot, Mbit/s)</h2><table>{ev}</table>"
             f"<h2>Calibration used</h2>{cal_html}<h2>Plots</h2>{imgs}</body></html>")
     path = run_dir / "report.html"
@@ -496,6 +535,7 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
             eval_seconds = time.perf_counter() - t0
             (directory / "evaluation.json").write_text(json.dumps(evaluation, indent=2), encoding="utf-8")
         store.set_run_status(run_id, "finished")
+        sinr_pairs = _sinr_pairs(store, run_id)
     elapsed = time.perf_counter() - started
     metrics = [json.loads(line) for line in (directory / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
                if line.strip()]
@@ -512,8 +552,9 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
                          None),
         "policy_path": str(directory / "policy.pt"),
         "radio_outages": outages,
+        "ota_sinr": _sinr_summary(sinr_pairs),
     }
-    summary["report"] = str(_report(directory, summary, calibration))
+    summary["report"] = str(_report(directory, summary, calibration, sinr_pairs))
     (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
 
     def human(s: dict[str, Any]) -> None:
@@ -521,6 +562,9 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
         click.echo(f"run {s['run']}: {s['episodes']} episodes ({s['ota_episodes']} OTA) in {s['seconds']:.0f} s")
         for label, value in s["evaluation"].items():
             click.echo(f"  {label:<14} {value:.3f} Mbit/s per slot ({where}, greedy)")
+        if s["ota_sinr"]:
+            click.echo(f"  measured SINR - twin's prediction: {s['ota_sinr']['median_error_db']:+.2f} dB median over "
+                       f"{s['ota_sinr']['link_slots']} OTA link-slots")
         click.echo(f"report: {s['report']}")
 
     emit(summary, as_json, human)

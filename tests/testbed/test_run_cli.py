@@ -155,6 +155,10 @@ def test_ota_run_writes_every_artifact_and_reuses_the_stored_calibration(lab, ot
     assert summary["calibration_id"] == lab.calibration_id and summary["calibration_reused"] is True
     assert set(summary["evaluation"]) == EVAL_KEYS
     assert json.loads((run_dir / "evaluation.json").read_text()) == summary["evaluation"]
+    # The twin's fidelity on these radios: every OTA link-slot's measured SINR against the twin's prediction.
+    assert (run_dir / "sinr.png").is_file() and 'src="sinr.png"' in (run_dir / "report.html").read_text()
+    assert 0 < summary["ota_sinr"]["link_slots"] <= 3 * MAX_LINKS_PER_SLOT
+    assert abs(summary["ota_sinr"]["median_error_db"]) < 10
     assert all(v >= 0 for v in summary["evaluation"].values())
     assert 0 < summary["ota_share"] <= 1
     page = (run_dir / "report.html").read_text()
@@ -207,6 +211,7 @@ def test_analytic_run_needs_no_radios(lab, analytic_run):
     assert [m["source"] for m in metric_lines(run_dir)] == ["twin", "physical"]
     assert summary["episodes"] == 2 and summary["ota_episodes"] == 1 and summary["evaluation"] == {}
     assert summary["calibration_id"] is None and summary["radios"] == []
+    assert summary["ota_sinr"] is None and not (run_dir / "sinr.png").exists()
     assert abs(summary["last_phi"] - 0.4) < 0.15
     assert "No calibration" in (run_dir / "report.html").read_text()
     assert run_row(lab.store, "analytic")["status"] == "finished"
