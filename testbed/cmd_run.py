@@ -356,6 +356,9 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
         if not (directory / "config.json").exists() or not (directory / "checkpoint.pt").exists():
             raise BadInput(f"--resume {resume}: no config.json and checkpoint.pt there to continue")
         resolved = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        if discount is not None and discount != resolved["dqn"].get("discount"):
+            raise BadInput(f"--discount {discount}: a resumed run keeps its learner (discount "
+                           f"{resolved['dqn'].get('discount')}); start a new run to change it")
         if episodes is not None:
             resolved["dqn"]["episodes"] = episodes
     else:

@@ -260,6 +260,8 @@ def test_resume_after_sigkill_continues_without_duplicate_episodes(lab, tmp_path
     with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as stream:
         stream.write('{"episode": 9, "source": "tw')
 
+    code, out, err = invoke("run", "--resume", str(run_dir), "--discount", "0.9", "--store", str(lab.store))
+    assert code == 2 and "--discount 0.9" in err and "keeps its learner" in err
     code, out, err = invoke("run", "--resume", str(run_dir), "--store", str(lab.store), "--json")
     assert code == 0, err
     assert last_json(out)["episodes"] == 12
