@@ -153,8 +153,8 @@ class DTNConfig:
     them, and its distortion is kappa^2 times its own received level."""
     max_snr_db: float | None = None
     """Highest SNR a link is received with (dB); ``None``: unbounded. Over the air it is what an AP radio delivers
-    to the device radio at full power: a link whose P g / N exceeds it is received at it, and so are its leakage and
-    distortion."""
+    to the device radio at full power: a link whose P g / N exceeds it is received at it (in the ``"colocated"`` view
+    its leakage and distortion follow the capped level too; the geometric view caps the link's own signal only)."""
     phi_aci: float = 0.0
     """Relative deviation applied to the model's ACI power: ACI = ACI_model (1 + phi_aci). 0 for an
     uncalibrated twin; :func:`twin.from_calibration` sets it from a measurement."""
