@@ -53,8 +53,8 @@ percent apart).
 
 The run's learner is myopic (discount 0) by default: a link's power / MCS choice changes its next state only
 through the "last slot" features, so bootstrapping the next state's value adds noise to every TD target without
-information; in the calibrated twin the greedy policy then lands within 1 % of the per-slot oracle at maximum
-power (the paper's 0.9 stays available with ``--discount 0.9``)."""
+information (the paper's 0.9 stays available with ``--discount 0.9``; docs/configs/twin-*.toml compare the two in
+the calibrated twin)."""
 RUN_DQN = {"epsilon_end": 0.1, "replay_capacity": 50_000}
 """Learner settings of a run that differ from the paper's: twin episodes keep exploring (10 %: exploration in the
 twin costs nothing, and a myopic Q of an action never tried drifts with the shared layers until it wins the

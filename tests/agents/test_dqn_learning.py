@@ -30,8 +30,8 @@ def test_trained_policy_beats_random_and_maxp_cqi():
 @pytest.mark.slow
 def test_the_run_learner_settings_beat_maxp_cqi_on_the_default_twin_with_measured_decoder_gains():
     # `testbed run`'s learner (myopic, exploring 10 % in the twin, 50k replay) on the default network with the decoder
-    # gains a calibration of the default simulator measures: the greedy policy should find most of the ~6 % that the
-    # per-slot oracle at P_max has over the CQI table (it measured +4.8..+5.3 % over three seeds).
+    # gains a calibration of the default simulator measures: it should find most of what choosing the MCS from the
+    # coming slot's SNR is worth over the CQI table of the last SINR (+4.9 % with docs/configs/twin-myopic.toml).
     dtn = DTNConfig(coding_gain_db=(11.1, 6.85, 5.1))
     config = DQNConfig(episodes=200, ota_every=0, num_envs=8, twin_context="independent", reward="link", seed=0,
                        discount=0.0, epsilon_end=0.1, replay_capacity=50_000)
