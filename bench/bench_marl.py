@@ -9,7 +9,9 @@ Prints one JSON object:
   DQN-DDDPG at the sizes where its centralised networks stay small) and N, the median latency of ``policy.act`` on
   one network (ms), FLOPs per slot and per UE (``torch.utils.flop_counter``: matrix products, 2 per multiply-add);
 * ``vs_paper_n200``: the paper's 12.45 ms divided by MADDQN-DMADDPG's latency at N = 200 (same decision, this
-  machine, one thread).
+  machine, one thread);
+* ``compiled_vs_eager_n200``: MADDQN-DMADDPG's eager latency over its compiled form's (``policy.compiled()``, the
+  one timed in ``latency``), both measured in this run.
 
 The networks are untrained: latency and FLOPs do not depend on the weights.
 """
@@ -56,6 +58,7 @@ def main() -> None:
     ours = latency["maddqn-dmaddpg"].get(200)
     if ours is not None:
         result["vs_paper_n200"] = PAPER["decision_time_ms_n200"] / ours["latency_ms"]
+        result["compiled_vs_eager_n200"] = ours["eager_latency_ms"] / ours["latency_ms"]
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
