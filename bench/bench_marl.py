@@ -11,7 +11,9 @@ Prints one JSON object:
 * ``vs_paper_n200``: the paper's 12.45 ms divided by MADDQN-DMADDPG's latency at N = 200 (same decision, this
   machine, one thread);
 * ``compiled_vs_eager_n200``: MADDQN-DMADDPG's eager latency over its compiled form's (``policy.compiled()``, the
-  one timed in ``latency``), both measured in this run.
+  one timed in ``latency``), both measured in this run;
+* ``attention_n200``: the actor's masked user attention at N = 200 against ``scaled_dot_product_attention`` with the
+  boolean mask (the peer), median ms of each and their ratio.
 
 The networks are untrained: latency and FLOPs do not depend on the weights.
 """
@@ -21,12 +23,49 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
+import time
 
 import torch
 
 from agents.repro_hetnet import PAPER, decision_cost
 
 SCHEMES = ("maddqn-dmaddpg", "qmix", "maddpg", "mappo", "wmmse-ssa", "dqn-dddpg")
+
+
+def attention_cost(num_ues: int, repeats: int, num_small_cells: int = 4) -> dict[str, float]:
+    """Median ms of the actor's masked user attention (``UserAttention``) on one HetNet observation, against the peer
+    ``torch.nn.functional.scaled_dot_product_attention`` with the boolean in-range mask on the same projections;
+    the largest difference of their outputs."""
+    from agents.marl.common import UserAttention, in_range_mask, user_features
+    from twin import HetNetConfig, HetNetwork
+
+    config = HetNetConfig(num_small_cells=num_small_cells, num_ues=num_ues)
+    observation = HetNetwork(config, batch_size=1).reset(0).float()
+    attention = UserAttention(config.num_bs)
+
+    def peer() -> torch.Tensor:
+        q, k, v = attention.projection(user_features(observation, config.num_bs)).chunk(3, dim=-1)
+        return torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=in_range_mask(observation, config.num_bs))
+
+    def ours() -> torch.Tensor:
+        return attention(observation)
+
+    out = {}
+    with torch.no_grad():
+        for name, fn in (("ours_ms", ours), ("sdpa_ms", peer)):
+            for _ in range(10):
+                fn()
+            samples = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                fn()
+                samples.append(time.perf_counter() - started)
+            out[name] = 1e3 * statistics.median(samples)
+        out["max_abs_difference"] = float((ours() - peer()).abs().max())
+    out["sdpa_over_ours"] = out["sdpa_ms"] / out["ours_ms"]
+    return out
 
 
 def main() -> None:
@@ -54,6 +93,7 @@ def main() -> None:
                     "processor": platform.processor() or platform.machine()},
         "network": {"num_small_cells": args.small_cells, "num_subchannels": args.subchannels},
         "latency": latency,
+        "attention_n200": attention_cost(200, args.repeats, args.small_cells),
     }
     ours = latency["maddqn-dmaddpg"].get(200)
     if ours is not None:

@@ -158,9 +158,9 @@ class UserAttention(nn.Module):
         query, key, value = self.projection(user_features(observation, self.num_bs)).chunk(3, dim=-1)
         mask = in_range_mask(observation, self.num_bs)
         if not return_weights:
-            # One fused multiply-add of the scores onto an additive mask, then softmax and the values: on one CPU
-            # thread about 4x faster than scaled_dot_product_attention with a boolean mask at N = 200 (its kernel
-            # is blocked for long sequences), and the same numbers to float rounding.
+            # One fused multiply-add of the scores onto an additive mask, then softmax and the values: the same
+            # numbers as scaled_dot_product_attention with the boolean mask to float rounding, and faster on one CPU
+            # thread at these sizes (bench/bench_marl.py, attention_n200).
             shape = query.shape
             bias = torch.where(mask, 0.0, float("-inf")).to(query.dtype).reshape(-1, shape[-2], shape[-2])
             scores = torch.baddbmm(bias, query.reshape(-1, shape[-2], shape[-1]),
