@@ -158,7 +158,9 @@ def test_ota_run_writes_every_artifact_and_reuses_the_stored_calibration(lab, ot
     # The twin's fidelity on these radios: every OTA link-slot's measured SINR against the twin's prediction.
     assert (run_dir / "sinr.png").is_file() and 'src="sinr.png"' in (run_dir / "report.html").read_text()
     assert 0 < summary["ota_sinr"]["link_slots"] <= 3 * MAX_LINKS_PER_SLOT
-    assert abs(summary["ota_sinr"]["median_error_db"]) < 10
+    # The run's twin hears the links as the device radio does: even from a quick calibration it predicts them within
+    # a couple of dB (0.96 dB median absolute error here; eq. 14's geometric view misses by more, see test_ota.py).
+    assert summary["ota_sinr"]["median_abs_error_db"] < 2.5
     assert all(v >= 0 for v in summary["evaluation"].values())
     assert 0 < summary["ota_share"] <= 1
     page = (run_dir / "report.html").read_text()
