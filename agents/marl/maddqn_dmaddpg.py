@@ -37,9 +37,8 @@ from torch import nn
 from agents.policy import Policy
 from twin import HetNetAction, HetNetConfig, HetNetStep
 
-from .common import (ReplayBuffer, UserAttention, _check_observation, block_from_offset, clipped_double_q_target,
-                     decode_discrete, double_q_target, feature_size, linear_epsilon, local_features, mlp, soft_update,
-                     to_action)
+from .common import (ReplayBuffer, UserAttention, _check_observation, clipped_double_q_target, decode_discrete,
+                     double_q_target, feature_size, linear_epsilon, local_features, mlp, soft_update, to_action)
 from .training import detach_metrics
 
 __all__ = ["AgentQNetwork", "AggregationNetwork", "CentralCritic", "CompiledMADDQNDMADDPGPolicy", "MADDQNDMADDPG",
@@ -231,11 +230,8 @@ class MADDQNDMADDPGPolicy(Policy):
 
     def decide(self, observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, N, F] observations -> ([B, N] greedy discrete indices, [B, N] splits)."""
-        observation = observation.float()
         with torch.no_grad():
-            features = local_features(observation, self.num_bs, self.num_blocks)
-            discrete = self.q_network(features).argmax(-1)
-            return discrete, self.actor(observation, features, discrete)
+            return _greedy(self.q_network, self.actor, observation.float(), self.num_bs, self.num_blocks)
 
     def act(self, observation: torch.Tensor, state: Any = None) -> HetNetAction:
         """[B, N, 2(K+1)+3] observations -> :class:`twin.HetNetAction` ([B, N] tensors)."""
@@ -247,6 +243,14 @@ class MADDQNDMADDPGPolicy(Policy):
         return CompiledMADDQNDMADDPGPolicy(**self.hyper_parameters(), state=self.state_dict())
 
 
+def _greedy(q_network: AgentQNetwork, actor: PowerActor, observation: torch.Tensor, num_bs: int,
+            num_blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, N, F] float observations -> ([B, N] greedy discrete indices, [B, N] splits)."""
+    features = local_features(observation, num_bs, num_blocks)
+    discrete = q_network(features).argmax(-1)
+    return discrete, actor(observation, features, discrete)
+
+
 class _Decision(nn.Module):
     """The greedy decision of a :class:`MADDQNDMADDPGPolicy`, observation to action, as one module."""
 
@@ -255,13 +259,9 @@ class _Decision(nn.Module):
         self.q_network, self.actor = policy.q_network, policy.actor
         self.num_bs, self.num_offsets, self.num_blocks = policy.num_bs, policy.num_offsets, policy.num_blocks
 
-    def forward(self, observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        features = local_features(observation, self.num_bs, self.num_blocks)
-        discrete = self.q_network(features).argmax(-1)
-        split = self.actor(observation, features, discrete)
-        association, offset = decode_discrete(discrete, self.num_offsets)
-        block = block_from_offset(association, offset, self.num_bs, self.num_offsets, self.num_blocks)
-        return association, block, split.clamp(0.0, 1.0)
+    def forward(self, observation: torch.Tensor) -> HetNetAction:
+        discrete, split = _greedy(self.q_network, self.actor, observation, self.num_bs, self.num_blocks)
+        return to_action(discrete, split, self.num_bs, self.num_offsets, self.num_blocks)
 
 
 class CompiledMADDQNDMADDPGPolicy(Policy):
@@ -290,8 +290,7 @@ class CompiledMADDQNDMADDPGPolicy(Policy):
         """[B, N, 2(K+1)+3] observations -> :class:`twin.HetNetAction` ([B, N] tensors)."""
         _check_observation(observation, self._eager.num_bs)
         with torch.no_grad():
-            association, block, split = self._graph(observation.float())
-        return HetNetAction(association=association, block=block, power_split=split)
+            return self._graph(observation.float())
 
     def hyper_parameters(self) -> dict[str, Any]:
         return self._eager.hyper_parameters()
