@@ -60,7 +60,9 @@ RUN_DQN = {"epsilon_end": 0.1, "replay_capacity": 50_000}
 twin costs nothing, and a myopic Q of an action never tried drifts with the shared layers until it wins the
 argmax; over the air exploration stays capped at ``physical_max_epsilon``), and the replay memory holds about
 eight twin episodes of 8 networks instead of less than one."""
-POLICIES = ("dqn",)
+POLICIES = ("dqn", "maddqn-dmaddpg")
+"""``dqn``: link adaptation (this module); ``maddqn-dmaddpg``: joint association and scheduling
+(:mod:`testbed.cmd_run_hetnet`)."""
 RETRY_FIRST_S, RETRY_MAX_S = 2.0, 60.0
 """Backoff between probes of radios that failed (seconds, doubling up to the maximum)."""
 
@@ -311,7 +313,8 @@ def _parse_physical(spec: str | None) -> dict[str, Any] | None:
 @click.option("--episodes", type=int, default=None, help=f"Z: training episodes (default {DEFAULTS['episodes']}).")
 @click.option("--ota-every", "ota_every", type=int, default=None,
               help=f"Z_k: every Z_k-th episode runs over the air (default {DEFAULTS['ota_every']}; 0: never).")
-@click.option("--policy", type=click.Choice(POLICIES), default="dqn", show_default=True, help="Learner.")
+@click.option("--policy", type=click.Choice(POLICIES), default="dqn", show_default=True,
+              help="dqn: link adaptation (DTN); maddqn-dmaddpg: joint association and scheduling (HetNet).")
 @click.option("--physical", "physical_spec", default=None,
               help="analytic:phi=X runs the loop against the analytic physical network, without radios.")
 @click.option("--run-dir", "run_dir", type=click.Path(file_okay=False), default=None,
@@ -351,6 +354,25 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
             raise BadInput(f"{name} {value}; allowed: a number >= {low}")
     if discount is not None and not 0.0 <= discount < 1.0:
         raise BadInput(f"--discount {discount}; allowed: 0 <= gamma < 1")
+    if policy == "maddqn-dmaddpg":
+        given = [flag for flag, value in (("--resume", resume), ("--physical", physical_spec), ("--ota-every", ota_every),
+                                          ("--discount", discount), ("--reward", reward if reward != "link" else None))
+                 if value is not None]
+        if given:
+            raise BadInput(f"{', '.join(given)}: not used by --policy maddqn-dmaddpg (it trains in the HetNet twin and "
+                           f"is evaluated over the air); allowed with it: --radios, --episodes, --eval-episodes, "
+                           f"--ota-slots, --run-dir, --seed, --recalibrate, --calibration-max-age")
+        if not radio_list:
+            raise BadInput("--radios is required with --policy maddqn-dmaddpg (e.g. --radios sim0,sim1)")
+        names = parse_radio_list(radio_list)
+        if len(set(names)) != len(names) or len(names) < 2:
+            raise BadInput(f"--radios {radio_list!r}; allowed: two or more different radios (APs..., device)")
+        from testbed.cmd_run_hetnet import run_hetnet
+
+        run_hetnet(names, episodes=episodes, eval_episodes=eval_episodes, ota_slots=ota_slots, run_dir=run_dir,
+                   seed=0 if seed is None else seed, recalibrate=recalibrate, max_age_s=max_age_h * 3600,
+                   store_path=store_path, config_path=config_path, sim_config=sim_config, as_json=as_json)
+        return
     if resume:
         directory = Path(resume)
         if not (directory / "config.json").exists() or not (directory / "checkpoint.pt").exists():

@@ -415,8 +415,33 @@ class HetNetwork:
 
         handovers = (association != self.association).sum(-1).to(self.dtype)
         self.association = association
+        reward, info = self.score(throughput, handovers, out)
+        self.last_throughput = throughput
+        self._move()
+        if cfg.fading:
+            self.fading = gauss_markov_step(self.fading, self.fading_rho, self._generator)
+        self.slot += 1
+        info["capacity_mbps"] = capacity
+        info["truncated"] = torch.full((b,), self.slot >= cfg.slots_per_episode, dtype=torch.bool, device=self.device)
+        return HetNetStep(self.observe(), reward, throughput, info)
+
+    def score(self, throughput: torch.Tensor, handovers: torch.Tensor,
+              rates: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The slot's rewards and metrics for per-UE throughputs delivered under the decisions ``rates`` describes.
+
+        Args:
+            throughput: [B, N] float, per-UE throughput (Mbit/s): the twin's own, or one measured over the air.
+            handovers: [B] float, UEs whose association changed in this slot.
+            rates: what :func:`hetnet_rates` returned for the slot's decisions (radiated powers, users per block,
+                interference).
+
+        Returns:
+            ([B] eq. 10 reward, ``info`` dict of [B] metrics and ``sinr``/``interference_w`` [B, N]; see the module
+            docstring).
+        """
+        cfg = self.config
         total = throughput.sum(-1)
-        radiated = out["bs_block_power_w"].sum(-1)                                        # [B, J]
+        radiated = rates["bs_block_power_w"].sum(-1)                                      # [B, J]
         static = torch.tensor([cfg.mbs_static_power_w] + [cfg.sbs_static_power_w] * cfg.num_small_cells,
                               dtype=self.dtype, device=self.device)
         slope = torch.tensor([cfg.mbs_power_slope] + [cfg.sbs_power_slope] * cfg.num_small_cells,
@@ -426,17 +451,12 @@ class HetNetwork:
         jain = jain_index(throughput)
         n = cfg.num_ues
         non_compliance = (throughput < self.min_rate).to(self.dtype).mean(-1)
-        utilisation = (out["bs_block_users"] > 0).to(self.dtype).mean((-1, -2))
+        utilisation = (rates["bs_block_users"] > 0).to(self.dtype).mean((-1, -2))
         reward = (total / cfg.throughput_scale_mbps - cfg.fairness_weight * (1 - jain)
                   - cfg.handover_weight * handovers / n)
-        interference_rise = torch.log10(1 + out["interference_w"] / cfg.noise_power_w).mean(-1)
+        interference_rise = torch.log10(1 + rates["interference_w"] / cfg.noise_power_w).mean(-1)
         reward_continuous = (reward + cfg.energy_efficiency_weight * energy_efficiency / cfg.energy_efficiency_scale
                              - cfg.interference_weight * interference_rise)
-        self.last_throughput = throughput
-        self._move()
-        if cfg.fading:
-            self.fading = gauss_markov_step(self.fading, self.fading_rho, self._generator)
-        self.slot += 1
         info = {
             "sum_throughput_mbps": total,
             "energy_efficiency_mbit_per_j": energy_efficiency,
@@ -448,12 +468,10 @@ class HetNetwork:
             "spectral_efficiency": total * 1e6 / cfg.bandwidth_hz,
             "resource_utilisation": utilisation,
             "reward_continuous": reward_continuous,
-            "sinr": out["sinr"],
-            "capacity_mbps": capacity,
-            "interference_w": out["interference_w"],
-            "truncated": torch.full((b,), self.slot >= cfg.slots_per_episode, dtype=torch.bool, device=self.device),
+            "sinr": rates["sinr"],
+            "interference_w": rates["interference_w"],
         }
-        return HetNetStep(self.observe(), reward, throughput, info)
+        return reward, info
 
     def observe(self) -> torch.Tensor:
         """[B, N, 2(K+1)+3] float observations (see the class docstring)."""

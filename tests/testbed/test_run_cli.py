@@ -408,6 +408,36 @@ def test_sigint_stops_an_ota_run_cleanly_and_resume_continues(lab, tmp_path):
     assert run_row(lab.store, "stopped")["status"] == "finished"
 
 
+def test_hetnet_run_trains_in_the_twin_and_compares_with_wmmse_over_the_air(lab):
+    """``--policy maddqn-dmaddpg``: trains in the HetNet twin (one metrics line per episode), evaluates the policy,
+    WMMSE + SSA and random over the air on the same deployments with the stored calibration, records every UE-slot
+    played and writes the report; the store marks the run finished."""
+    run_dir = lab.root / "hetnet"
+    code, out, err = invoke("run", "--radios", RADIOS, "--policy", "maddqn-dmaddpg", "--episodes", "2",
+                            "--ota-slots", "2", "--eval-episodes", "1", "--run-dir", str(run_dir),
+                            "--store", str(lab.store), "--json")
+    assert code == 0, err
+    summary = last_json(out)
+    for name in ("config.json", "calibration.json", "metrics.jsonl", "policy.pt", "evaluation.json",
+                 "ota_records.jsonl", "summary.json", "report.html", "training.png", "evaluation.png", "sinr.png"):
+        assert (run_dir / name).exists(), name
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["policy"] == "maddqn-dmaddpg" and config["calibration_id"] == lab.calibration_id
+    assert config["calibration_reused"] is True and {"python", "torch"} <= set(config["versions"])
+    assert [m["episode"] for m in metric_lines(run_dir)] == [1, 2]
+    evaluation = summary["evaluation"]
+    assert set(evaluation) == {"policy", "wmmse-ssa", "random"}
+    for metrics in evaluation.values():
+        assert 0.0 <= metrics["throughput_mbps"] <= metrics["twin_throughput_mbps"] * 1.05
+        assert 0.0 < metrics["jain"] <= 1.0 and metrics["rounds"] >= 1.0
+    num_ues = config["hetnet"]["num_ues"]
+    records = [json.loads(line) for line in (run_dir / "ota_records.jsonl").read_text().splitlines()]
+    assert len(records) == 3 * 2 * num_ues
+    assert summary["ofdm_slots"] >= 3 * 2
+    assert run_row(lab.store, summary["run"])["status"] == "finished"
+    assert 'src="sinr.png"' in (run_dir / "report.html").read_text()
+
+
 # --- bad input ---------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, says", [
@@ -421,6 +451,10 @@ def test_sigint_stops_an_ota_run_cleanly_and_resume_continues(lab, tmp_path):
     (["--physical", "analytic:phi=0.4", "--discount", "1"], "--discount 1.0"),
     (["--physical", "analytic:phi=0.4", "--discount", "-0.1"], "0 <= gamma < 1"),
     (["--resume", "/nonexistent/run"], "/nonexistent/run"),
+    (["--policy", "maddqn-dmaddpg"], "--radios is required"),
+    (["--policy", "maddqn-dmaddpg", "--physical", "analytic:phi=0.4"], "--physical: not used by --policy"),
+    (["--policy", "maddqn-dmaddpg", "--radios", RADIOS, "--ota-every", "5"], "--ota-every: not used by"),
+    (["--policy", "maddqn-dmaddpg", "--radios", "sim0"], "two or more different radios"),
 ])
 def test_bad_input_exits_2_naming_the_problem(tmp_path, monkeypatch, args, says):
     """Exit 2 with a message naming the bad value, before anything is calibrated, trained or stored."""

@@ -1,0 +1,261 @@
+"""``testbed run --policy maddqn-dmaddpg``: joint association and scheduling, trained in the HetNet twin, evaluated
+over the air.
+
+``testbed run --radios sim0,sim1 --policy maddqn-dmaddpg``:
+
+1. opens the radios (the last named is the device radio, the others AP radios), calibrates them or reuses a recent
+   record, exactly as the link-adaptation run does;
+2. sizes the HetNet to the carrier: one macro BS + K small BSs, N UEs, as many blocks of 3 RBs as the calibrated
+   numerology holds (8 on LTE 5 MHz);
+3. trains MADDQN-DMADDPG on B twin HetNets (:func:`agents.marl.training.train`);
+4. evaluates it over the air against WMMSE + strongest-signal association and random decisions, on the same
+   deployments (:mod:`testbed.ota_hetnet`: BS -> AP radio, power split -> digital gain, co-channel UEs in
+   separate OFDM slots, an MCS layer from the calibrated link model);
+5. writes the run directory: ``config.json`` (resolved config, versions, calibration id), ``calibration.json``,
+   ``metrics.jsonl`` (one line per training episode), ``policy.pt``, ``evaluation.json``, ``ota_records.jsonl``
+   (every UE-slot played over the air), ``summary.json`` and ``report.html``; the run is recorded in the store.
+
+Ctrl-C stops after the slot in flight, with the transmitters off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from testbed.cliutil import BadInput, emit, progress
+
+HETNET_DEFAULTS: dict[str, Any] = {"episodes": 150, "num_envs": 4, "train_slots": 20, "ota_slots": 20,
+                                   "eval_episodes": 3, "num_small_cells": 4, "num_ues": 20, "rbs_per_block": 3,
+                                   "max_blocks": 20}
+"""Defaults of the HetNet run: training episodes and networks, slots per training / over-the-air episode,
+evaluation episodes per policy, small cells, UEs, RBs per block and the most blocks used."""
+
+
+def _hetnet_report(directory: Path, summary: dict[str, Any], history: list[dict[str, Any]],
+                   records: list[dict[str, Any]]) -> Path:
+    import html
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = []
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot([m["episode"] for m in history], [m["charts/return"] for m in history], ".-", ms=3)
+    ax.set_xlabel("episode")
+    ax.set_ylabel("return (eq. 10)")
+    ax.set_title("MADDQN-DMADDPG training in the HetNet twin")
+    fig.tight_layout()
+    fig.savefig(directory / "training.png", dpi=90)
+    plt.close(fig)
+    figures.append(("training.png", "Episode return in the twin (mean over the B networks)."))
+    evaluation = summary.get("evaluation") or {}
+    if evaluation:
+        labels = list(evaluation)
+        fig, ax = plt.subplots(figsize=(6, 3))
+        x = range(len(labels))
+        ax.bar([i - 0.2 for i in x], [evaluation[k]["throughput_mbps"] for k in labels], 0.4, label="over the air")
+        ax.bar([i + 0.2 for i in x], [evaluation[k]["twin_throughput_mbps"] for k in labels], 0.4,
+               label="twin (Shannon), same decisions", color="tab:grey")
+        ax.set_xticks(list(x), labels)
+        ax.set_ylabel("sum throughput (Mbit/s)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(directory / "evaluation.png", dpi=90)
+        plt.close(fig)
+        figures.append(("evaluation.png", "Greedy policies over the air on the same deployments, and what the twin's "
+                                          "Shannon rates give for the same decisions."))
+    pairs = [(r["predicted_sinr_db"], r["sinr_db"]) for r in records
+             if r["sinr_db"] is not None and r["predicted_sinr_db"] is not None and math.isfinite(r["sinr_db"])]
+    if pairs:
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        ax.plot([p for p, _ in pairs], [m for _, m in pairs], ".", ms=3, alpha=0.5)
+        low, high = min(min(p) for p in pairs), max(max(p) for p in pairs)
+        ax.plot([low, high], [low, high], color="grey", lw=0.8)
+        ax.set_xlabel("predicted SINR (dB)")
+        ax.set_ylabel("measured SINR (dB)")
+        ax.set_title("over-the-air UE-slots")
+        fig.tight_layout()
+        fig.savefig(directory / "sinr.png", dpi=90)
+        plt.close(fig)
+        figures.append(("sinr.png", "Every UE-slot played: measured SINR against the calibrated model's prediction for "
+                                    "the rendering (the twin's SINR as rendered, with the round's leakage and "
+                                    "distortion)."))
+    keys = ("throughput_mbps", "twin_throughput_mbps", "jain", "qos_non_compliance", "energy_efficiency",
+            "handover_rate", "return", "bler", "sinr_error_db")
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in ("policy",) + keys)
+    rows = "".join("<tr><td>" + html.escape(label) + "</td>" + "".join(
+        f"<td>{m[k]:.3f}</td>" if isinstance(m.get(k), (int, float)) else "<td>-</td>" for k in keys) + "</tr>"
+        for label, m in evaluation.items())
+    imgs = "".join(f'<figure><img src="{n}"><figcaption>{html.escape(c)}</figcaption></figure>' for n, c in figures)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>testbed run {html.escape(summary['run'])}"
+            f"</title><style>body{{font-family:sans-serif;max-width:960px;margin:auto}}td,th{{padding:2px 8px}}"
+            f"</style></head><body><h1>Run {html.escape(summary['run'])} (MADDQN-DMADDPG)</h1>"
+            f"<p>{summary['episodes']} training episodes in the HetNet twin, evaluation over the air on "
+            f"{html.escape(', '.join(summary['radios']))}; {summary['seconds']:.0f} s in all. Calibration "
+            f"{summary['calibration_id']}.</p><h2>Evaluation over the air (means over slots)</h2>"
+            f"<table><tr>{head}</tr>{rows}</table><h2>Plots</h2>{imgs}</body></html>")
+    path = directory / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def run_hetnet(names: list[str], *, episodes: int | None, eval_episodes: int | None, ota_slots: int | None,
+               run_dir: str | None, seed: int, recalibrate: bool, max_age_s: float, store_path: str | None,
+               config_path: str | None, sim_config: str | None, as_json: bool,
+               overrides: dict[str, Any] | None = None) -> None:
+    """The ``--policy maddqn-dmaddpg`` run (module docstring). ``overrides``: changes to :data:`HETNET_DEFAULTS`
+    (network size, networks per step), for tests and scripted studies."""
+    from agents.baselines import RandomHetNetPolicy, WMMSEPolicy
+    from agents.marl import MADDQNDMADDPG, MADDQNDMADDPGConfig, train
+    from calibration.session import CalibrationSettings
+    from radio.errors import RadioFault
+    from radio.ofdm import numerology
+    from testbed.cmd_calibrate import calibrate_or_reuse
+    from testbed.cmd_run import _snr_reference, _StopFlag, _versions
+    from testbed.inventory import load_config, open_radios
+    from testbed.ota import OtaInterrupted
+    from testbed.ota_hetnet import HetNetOta, evaluate_over_the_air
+    from testbed.store import Store
+    from twin.calibration_record import from_calibration
+    from twin.config import DTNConfig
+    from twin.hetnet import HetNetConfig
+
+    settings = {**HETNET_DEFAULTS, **(overrides or {})}
+    if episodes is not None:
+        settings["episodes"] = episodes
+    if eval_episodes is not None:
+        settings["eval_episodes"] = eval_episodes
+    if ota_slots is not None:
+        settings["ota_slots"] = ota_slots
+    directory = Path(run_dir) if run_dir else Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
+    if (directory / "config.json").exists():
+        raise BadInput(f"--run-dir {directory} already holds a run; choose another directory")
+    cfg = load_config(config_path, sim_config)
+    for n in names:
+        cfg.entry(n)
+    ap, device = names[:-1], names[-1]
+    started = time.perf_counter()
+    flag = _StopFlag()
+    directory.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(Store(store_path))
+        radios = stack.enter_context(open_radios(names, cfg, seed=seed))
+        calibration, reused = calibrate_or_reuse(names, radios, store, CalibrationSettings(), recalibrate=recalibrate,
+                                                 max_age_s=max_age_s, out_dir=None, show_progress=not as_json)
+        (directory / "calibration.json").write_text(json.dumps(calibration, indent=1, default=float),
+                                                    encoding="utf-8")
+        meta = calibration["meta"]["settings"]
+        n_rb = numerology(meta["numerology"]).n_rb
+        blocks = min(settings["max_blocks"], n_rb // settings["rbs_per_block"])
+        network = HetNetConfig(num_small_cells=settings["num_small_cells"], num_ues=settings["num_ues"],
+                               num_subchannels=blocks, slots_per_episode=settings["train_slots"])
+        link_model = from_calibration(calibration["results"]["twin"], DTNConfig())
+        snr_ref = _snr_reference(calibration["results"], ap, device)
+        learner_config = MADDQNDMADDPGConfig()
+        run_id = directory.name
+        base, k = run_id, 1
+        while store.run(run_id) is not None:
+            k += 1
+            run_id = f"{base}-{k}"
+        resolved = {"radios": names, "policy": "maddqn-dmaddpg", "run_id": run_id, "seed": seed,
+                    "settings": settings, "hetnet": {k: v for k, v in vars(network).items()},
+                    "learner": vars(learner_config), "link_model": vars(link_model), "snr_ref_db": snr_ref,
+                    "calibration_id": calibration["id"], "calibration_reused": reused, "config_path": config_path,
+                    "sim_config": sim_config, "versions": _versions(), "command": sys.argv}
+        (directory / "config.json").write_text(json.dumps(resolved, indent=2, sort_keys=True, default=str),
+                                               encoding="utf-8")
+        store.create_run(run_id, str(directory.resolve()), resolved, calibration["id"])
+        metrics_path = directory / "metrics.jsonl"
+        metrics_path.unlink(missing_ok=True)
+        history_rows: list[dict[str, Any]] = []
+        bar = progress(range(settings["episodes"]), total=settings["episodes"], desc="train",
+                       enabled=not as_json and sys.stderr.isatty())
+        ticks = iter(bar)
+
+        def on_episode(i: int, history: Any) -> None:
+            row = {"episode": i + 1, "source": "twin", **history.metrics[-1]}
+            history_rows.append(row)
+            with open(metrics_path, "a", encoding="utf-8") as stream:
+                stream.write(json.dumps(row) + "\n")
+            next(ticks, None)
+
+        learner = MADDQNDMADDPG(network, learner_config, seed)
+        try:
+            history = train(learner, network, settings["episodes"], settings["num_envs"], seed, on_episode=on_episode)
+        except BaseException:
+            store.set_run_status(run_id, "failed")
+            raise
+        policy = learner.policy()
+        policy.save(directory / "policy.pt")
+        ota = HetNetOta(network.with_updates(slots_per_episode=settings["ota_slots"]), link_model, radios, ap, device,
+                        snr_ref, numerology_name=meta["numerology"], rbs_per_block=settings["rbs_per_block"],
+                        lo_hz=meta["lo_hz"], should_stop=flag)
+        candidates = {"policy": policy, "wmmse-ssa": WMMSEPolicy(),
+                      "random": RandomHetNetPolicy(network.num_bs, network.num_blocks, seed)}
+        seeds = [20_000 + 1000 * seed + e for e in range(settings["eval_episodes"])]
+        evaluation: dict[str, Any] = {}
+        records: list[dict[str, Any]] = []
+        interrupted, outage = False, None
+        eval_started = time.perf_counter()
+        if seeds:
+            total = len(candidates) * len(seeds) * settings["ota_slots"]
+            slot_bar = progress(range(total), total=total, desc="evaluate over the air",
+                                enabled=not as_json and sys.stderr.isatty())
+            slot_ticks = iter(slot_bar)
+            with flag.installed():
+                try:
+                    evaluation = evaluate_over_the_air(candidates, ota, seeds, records=records,
+                                                       on_slot=lambda: next(slot_ticks, None))
+                except OtaInterrupted:
+                    interrupted = True
+                except RadioFault as e:
+                    outage = f"{type(e).__name__}: {e}"
+                    click.echo(f"radio fault during the over-the-air evaluation ({e}); no comparison", err=True)
+                except BaseException:
+                    store.set_run_status(run_id, "failed")
+                    raise
+                finally:
+                    ota.close()
+        eval_seconds = time.perf_counter() - eval_started
+        (directory / "evaluation.json").write_text(json.dumps(evaluation, indent=2), encoding="utf-8")
+        with open(directory / "ota_records.jsonl", "w", encoding="utf-8") as stream:
+            for row in records:
+                stream.write(json.dumps(row) + "\n")
+        kpms = [{"name": f"ota/{label}/{key}", "value": value} for label, m in evaluation.items()
+                for key, value in m.items() if isinstance(value, (int, float)) and math.isfinite(value)]
+        store.add_kpms(kpms, run_id)
+        store.set_run_status(run_id, "interrupted" if interrupted else "finished")
+    elapsed = time.perf_counter() - started
+    summary = {
+        "run": run_id, "run_dir": str(directory), "policy": "maddqn-dmaddpg", "radios": names,
+        "episodes": len(history.returns), "calibration_id": calibration["id"], "calibration_reused": reused,
+        "seconds": elapsed, "training_seconds": history.seconds, "ota_seconds": eval_seconds,
+        "interrupted": interrupted, "radio_outage": outage, "evaluation": evaluation,
+        "beats_wmmse": (evaluation["policy"]["throughput_mbps"] > evaluation["wmmse-ssa"]["throughput_mbps"])
+        if evaluation else None,
+        "ofdm_slots": ota.ofdm_slots, "policy_path": str(directory / "policy.pt"),
+    }
+    summary["report"] = str(_hetnet_report(directory, summary, history_rows, records))
+    (directory / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+
+    def human(s: dict[str, Any]) -> None:
+        click.echo(f"run {s['run']}: {s['episodes']} twin episodes, over-the-air evaluation on "
+                   f"{', '.join(s['radios'])}, {s['seconds']:.0f} s")
+        for label, m in s["evaluation"].items():
+            click.echo(f"  {label:<10} {m['throughput_mbps']:8.2f} Mbit/s over the air (twin {m['twin_throughput_mbps']:.2f}), "
+                       f"Jain {m['jain']:.3f}, QoS non-compliance {m['qos_non_compliance']:.3f}")
+        if s["interrupted"]:
+            click.echo("  interrupted during the over-the-air evaluation")
+        click.echo(f"report: {s['report']}")
+
+    emit(summary, as_json, human)
