@@ -624,6 +624,13 @@ def eval_command(run_path: str, radio_list: str | None, episodes: int, seed: int
         names = parse_radio_list(radio_list)
         if len(set(names)) != len(names) or len(names) < 2:
             raise BadInput(f"--radios {radio_list!r}; allowed: two or more different radios (APs..., device)")
+    if resolved.get("policy") == "maddqn-dmaddpg":
+        from testbed.cmd_run_hetnet import eval_hetnet
+
+        eval_hetnet(directory, resolved, names if radio_list else None, episodes, seed, store_path, config_path,
+                    sim_config, as_json)
+        return
+    if radio_list:
         resolved["radios"] = names
         resolved["physical"] = {"kind": "ota"}
         resolved["calibration_id"] = None

@@ -39,6 +39,36 @@ HETNET_DEFAULTS: dict[str, Any] = {"episodes": 150, "num_envs": 4, "train_slots"
 evaluation episodes per policy, small cells, UEs, RBs per block and the most blocks used."""
 
 
+def _over_the_air(network: Any, settings: dict[str, Any], calibration: dict[str, Any], radios: dict[str, Any],
+                  names: list[str], should_stop: Any) -> Any:
+    """The :class:`testbed.ota_hetnet.HetNetOta` of ``network`` on the radios, with the calibration's link model,
+    SNR references, numerology and carrier."""
+    from testbed.cmd_run import _snr_reference
+    from testbed.ota_hetnet import HetNetOta
+    from twin.calibration_record import from_calibration
+    from twin.config import DTNConfig
+
+    meta = calibration["meta"]["settings"]
+    link_model = from_calibration(calibration["results"]["twin"], DTNConfig())
+    snr_ref = _snr_reference(calibration["results"], names[:-1], names[-1])
+    return HetNetOta(network.with_updates(slots_per_episode=settings["ota_slots"]), link_model, radios, names[:-1],
+                     names[-1], snr_ref, numerology_name=meta["numerology"], rbs_per_block=settings["rbs_per_block"],
+                     lo_hz=meta["lo_hz"], should_stop=should_stop)
+
+
+def _candidates(policy: Any, network: Any, seed: int) -> dict[str, Any]:
+    """The trained policy and the baselines it is compared with, by label."""
+    from agents.baselines import RandomHetNetPolicy, WMMSEPolicy
+
+    return {"policy": policy, "wmmse-ssa": WMMSEPolicy(),
+            "random": RandomHetNetPolicy(network.num_bs, network.num_blocks, seed)}
+
+
+def _eval_seeds(seed: int, episodes: int) -> list[int]:
+    """Deployment seeds of the over-the-air evaluation (disjoint from the training episodes' seeds)."""
+    return [20_000 + 1000 * seed + e for e in range(episodes)]
+
+
 def _hetnet_report(directory: Path, summary: dict[str, Any], history: list[dict[str, Any]],
                    records: list[dict[str, Any]]) -> Path:
     import html
@@ -115,19 +145,16 @@ def run_hetnet(names: list[str], *, episodes: int | None, eval_episodes: int | N
                overrides: dict[str, Any] | None = None) -> None:
     """The ``--policy maddqn-dmaddpg`` run (module docstring). ``overrides``: changes to :data:`HETNET_DEFAULTS`
     (network size, networks per step), for tests and scripted studies."""
-    from agents.baselines import RandomHetNetPolicy, WMMSEPolicy
     from agents.marl import MADDQNDMADDPG, MADDQNDMADDPGConfig, train
     from calibration.session import CalibrationSettings
     from radio.errors import RadioFault
     from radio.ofdm import numerology
     from testbed.cmd_calibrate import calibrate_or_reuse
-    from testbed.cmd_run import _snr_reference, _StopFlag, _versions
+    from testbed.cmd_run import _StopFlag, _versions
     from testbed.inventory import load_config, open_radios
     from testbed.ota import OtaInterrupted
-    from testbed.ota_hetnet import HetNetOta, evaluate_over_the_air
+    from testbed.ota_hetnet import evaluate_over_the_air
     from testbed.store import Store
-    from twin.calibration_record import from_calibration
-    from twin.config import DTNConfig
     from twin.hetnet import HetNetConfig
 
     settings = {**HETNET_DEFAULTS, **(overrides or {})}
@@ -143,7 +170,6 @@ def run_hetnet(names: list[str], *, episodes: int | None, eval_episodes: int | N
     cfg = load_config(config_path, sim_config)
     for n in names:
         cfg.entry(n)
-    ap, device = names[:-1], names[-1]
     started = time.perf_counter()
     flag = _StopFlag()
     directory.mkdir(parents=True, exist_ok=True)
@@ -154,13 +180,11 @@ def run_hetnet(names: list[str], *, episodes: int | None, eval_episodes: int | N
                                                  max_age_s=max_age_s, out_dir=None, show_progress=not as_json)
         (directory / "calibration.json").write_text(json.dumps(calibration, indent=1, default=float),
                                                     encoding="utf-8")
-        meta = calibration["meta"]["settings"]
-        n_rb = numerology(meta["numerology"]).n_rb
+        n_rb = numerology(calibration["meta"]["settings"]["numerology"]).n_rb
         blocks = min(settings["max_blocks"], n_rb // settings["rbs_per_block"])
         network = HetNetConfig(num_small_cells=settings["num_small_cells"], num_ues=settings["num_ues"],
                                num_subchannels=blocks, slots_per_episode=settings["train_slots"])
-        link_model = from_calibration(calibration["results"]["twin"], DTNConfig())
-        snr_ref = _snr_reference(calibration["results"], ap, device)
+        ota = _over_the_air(network, settings, calibration, radios, names, flag)
         learner_config = MADDQNDMADDPGConfig()
         run_id = directory.name
         base, k = run_id, 1
@@ -169,7 +193,7 @@ def run_hetnet(names: list[str], *, episodes: int | None, eval_episodes: int | N
             run_id = f"{base}-{k}"
         resolved = {"radios": names, "policy": "maddqn-dmaddpg", "run_id": run_id, "seed": seed,
                     "settings": settings, "hetnet": {k: v for k, v in vars(network).items()},
-                    "learner": vars(learner_config), "link_model": vars(link_model), "snr_ref_db": snr_ref,
+                    "learner": vars(learner_config), "link_model": vars(ota.link_model), "snr_ref_db": ota.snr_ref_db,
                     "calibration_id": calibration["id"], "calibration_reused": reused, "config_path": config_path,
                     "sim_config": sim_config, "versions": _versions(), "command": sys.argv}
         (directory / "config.json").write_text(json.dumps(resolved, indent=2, sort_keys=True, default=str),
@@ -197,12 +221,8 @@ def run_hetnet(names: list[str], *, episodes: int | None, eval_episodes: int | N
             raise
         policy = learner.policy()
         policy.save(directory / "policy.pt")
-        ota = HetNetOta(network.with_updates(slots_per_episode=settings["ota_slots"]), link_model, radios, ap, device,
-                        snr_ref, numerology_name=meta["numerology"], rbs_per_block=settings["rbs_per_block"],
-                        lo_hz=meta["lo_hz"], should_stop=flag)
-        candidates = {"policy": policy, "wmmse-ssa": WMMSEPolicy(),
-                      "random": RandomHetNetPolicy(network.num_bs, network.num_blocks, seed)}
-        seeds = [20_000 + 1000 * seed + e for e in range(settings["eval_episodes"])]
+        candidates = _candidates(policy, network, seed)
+        seeds = _eval_seeds(seed, settings["eval_episodes"])
         evaluation: dict[str, Any] = {}
         records: list[dict[str, Any]] = []
         interrupted, outage = False, None
@@ -259,3 +279,51 @@ def run_hetnet(names: list[str], *, episodes: int | None, eval_episodes: int | N
         click.echo(f"report: {s['report']}")
 
     emit(summary, as_json, human)
+
+
+def eval_hetnet(directory: Path, resolved: dict[str, Any], names: list[str] | None, episodes: int, seed: int | None,
+                store_path: str | None, config_path: str | None, sim_config: str | None, as_json: bool) -> None:
+    """``testbed eval --run DIR`` of a ``--policy maddqn-dmaddpg`` run: its policy, WMMSE + SSA and random over the
+    air on the run's radios (with the run's calibration) or on ``names`` (calibrated or a recent record)."""
+    from agents.policy import load_policy
+    from calibration.session import CalibrationSettings
+    from testbed.cmd_calibrate import calibrate_or_reuse
+    from testbed.cmd_run import _StopFlag
+    from testbed.inventory import load_config, open_radios
+    from testbed.ota import OtaInterrupted
+    from testbed.ota_hetnet import evaluate_over_the_air
+    from testbed.store import Store
+    from twin.hetnet import HetNetConfig
+
+    policy = load_policy(directory / "policy.pt")
+    network = HetNetConfig(**resolved["hetnet"])
+    settings = resolved["settings"]
+    own = names is None or names == resolved["radios"]
+    names = resolved["radios"] if names is None else names
+    cfg = load_config(config_path or resolved.get("config_path"), sim_config or resolved.get("sim_config"))
+    for n in names:
+        cfg.entry(n)
+    flag = _StopFlag()
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(Store(store_path))
+        radios = stack.enter_context(open_radios(names, cfg, seed=resolved["seed"] + 1))
+        row = store.calibration(int(resolved["calibration_id"])) if own else None
+        if row is not None:
+            calibration = {"id": row.id, "results": row.results, "notes": row.notes, "meta": row.meta}
+        else:
+            calibration, _ = calibrate_or_reuse(names, radios, store, CalibrationSettings(), recalibrate=False,
+                                                max_age_s=24 * 3600.0, out_dir=None, show_progress=not as_json)
+        ota = _over_the_air(network, settings, calibration, radios, names, flag)
+        seeds = _eval_seeds(resolved["seed"] if seed is None else seed, episodes)
+        with flag.installed():
+            try:
+                evaluation = evaluate_over_the_air(_candidates(policy, network, resolved["seed"]), ota, seeds)
+            except OtaInterrupted:
+                raise click.ClickException("evaluation interrupted; nothing was compared") from None
+            finally:
+                ota.close()
+    result = {"run": str(directory), "radios": names, "policy": "maddqn-dmaddpg", "episodes": episodes,
+              "calibration_id": calibration["id"], "evaluation": evaluation}
+    emit(result, as_json, lambda r: [click.echo(
+        f"  {k:<10} {m['throughput_mbps']:8.2f} Mbit/s over the air (twin {m['twin_throughput_mbps']:.2f}), "
+        f"Jain {m['jain']:.3f}") for k, m in r["evaluation"].items()])

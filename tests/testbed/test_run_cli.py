@@ -408,16 +408,22 @@ def test_sigint_stops_an_ota_run_cleanly_and_resume_continues(lab, tmp_path):
     assert run_row(lab.store, "stopped")["status"] == "finished"
 
 
-def test_hetnet_run_trains_in_the_twin_and_compares_with_wmmse_over_the_air(lab):
-    """``--policy maddqn-dmaddpg``: trains in the HetNet twin (one metrics line per episode), evaluates the policy,
-    WMMSE + SSA and random over the air on the same deployments with the stored calibration, records every UE-slot
-    played and writes the report; the store marks the run finished."""
+@pytest.fixture(scope="module")
+def hetnet_run(lab):
+    """``--policy maddqn-dmaddpg``: two twin episodes, one over-the-air evaluation episode of 2 slots per policy."""
     run_dir = lab.root / "hetnet"
     code, out, err = invoke("run", "--radios", RADIOS, "--policy", "maddqn-dmaddpg", "--episodes", "2",
                             "--ota-slots", "2", "--eval-episodes", "1", "--run-dir", str(run_dir),
                             "--store", str(lab.store), "--json")
     assert code == 0, err
-    summary = last_json(out)
+    return run_dir, last_json(out)
+
+
+def test_hetnet_run_trains_in_the_twin_and_compares_with_wmmse_over_the_air(lab, hetnet_run):
+    """``--policy maddqn-dmaddpg``: trains in the HetNet twin (one metrics line per episode), evaluates the policy,
+    WMMSE + SSA and random over the air on the same deployments with the stored calibration, records every UE-slot
+    played and writes the report; the store marks the run finished."""
+    run_dir, summary = hetnet_run
     for name in ("config.json", "calibration.json", "metrics.jsonl", "policy.pt", "evaluation.json",
                  "ota_records.jsonl", "summary.json", "report.html", "training.png", "evaluation.png", "sinr.png"):
         assert (run_dir / name).exists(), name
@@ -436,6 +442,21 @@ def test_hetnet_run_trains_in_the_twin_and_compares_with_wmmse_over_the_air(lab)
     assert summary["ofdm_slots"] >= 3 * 2
     assert run_row(lab.store, summary["run"])["status"] == "finished"
     assert 'src="sinr.png"' in (run_dir / "report.html").read_text()
+
+
+def test_eval_of_a_hetnet_run_replays_the_same_deployments_over_the_air(lab, hetnet_run):
+    """``testbed eval --run DIR`` of a HetNet run: the same three policies over the air with the run's calibration;
+    WMMSE + SSA decides from the channels alone, so on the same deployments the twin's throughput of its decisions
+    is the run's to float rounding."""
+    run_dir, summary = hetnet_run
+    code, out, err = invoke("eval", "--run", str(run_dir), "--store", str(lab.store), "--json")
+    assert code == 0, err
+    result = last_json(out)
+    assert result["calibration_id"] == lab.calibration_id
+    assert set(result["evaluation"]) == {"policy", "wmmse-ssa", "random"}
+    again, before = result["evaluation"]["wmmse-ssa"], summary["evaluation"]["wmmse-ssa"]
+    assert again["twin_throughput_mbps"] == pytest.approx(before["twin_throughput_mbps"], rel=1e-6)
+    assert again["throughput_mbps"] > 0
 
 
 # --- bad input ---------------------------------------------------------------------------------------------------
