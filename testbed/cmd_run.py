@@ -341,7 +341,11 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
         run_dir: str | None, resume: str | None, recalibrate: bool, max_age_h: float, eval_episodes: int | None,
         ota_slots: int | None, reward: str, discount: float | None, seed: int | None, store_path: str | None,
         config_path: str | None, sim_config: str | None, as_json: bool) -> None:
-    """Calibrate, train in the twin with OTA episodes every Z_k, evaluate over the air, report (resumable)."""
+    """Calibrate, train in the twin with OTA episodes every Z_k, evaluate over the air, report (resumable).
+
+    With --policy maddqn-dmaddpg: calibrate, train joint association and scheduling in the HetNet twin, compare it
+    with WMMSE + SSA over the air, report.
+    """
     from testbed.cliutil import single_thread_torch
 
     single_thread_torch()
