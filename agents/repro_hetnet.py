@@ -16,7 +16,12 @@ Experiments (keys for ``--only``):
 * ``scaling``: the policies trained on the main network run with N UEs up to 200 (average rate, non-compliance);
 * ``scarcity``: the same policies with 10 to 50 sub-channels (spectral efficiency, utilisation);
 * ``robustness``: CSI errors up to 12 dB (throughput standard deviation, return variance);
+* ``fairness``: MADDQN-DMADDPG trained with larger Jain-fairness weights lambda_J in its reward (eq. 10), evaluated
+  like every scheme: the throughput the learner gives up for fairness, beside WMMSE + SSA;
 * decision latency per slot on one CPU thread and FLOPs per decision (always).
+
+``--only KEY`` trains only the jobs the saved results of the same profile (``hetnet_results.json``) do not already
+hold and writes every table from the saved and the new jobs together.
 
 The learned policies depend on neither N nor M (parameter sharing and the block-offset code), so scaling and
 scarcity re-use the policies trained on the main network; DQN-DDDPG's centralised networks are built for one N
@@ -44,8 +49,8 @@ from agents.policy import Policy
 from agents.results_page import figures_link, replace_section
 from twin import HetNetConfig, HetNetwork
 
-__all__ = ["ABLATIONS", "EXPERIMENTS", "FULL", "PAPER", "QUICK", "Profile", "decision_cost", "run_all",
-           "write_results"]
+__all__ = ["ABLATIONS", "EXPERIMENTS", "FAIRNESS", "FULL", "PAPER", "QUICK", "Profile", "decision_cost", "load_saved",
+           "run_all", "write_results"]
 
 PAPER: dict[str, Any] = {
     "throughput_over_wmmse": "+33 %",
@@ -54,7 +59,7 @@ PAPER: dict[str, Any] = {
 }
 """The paper's headline claims our numbers are set beside."""
 
-EXPERIMENTS: tuple[str, ...] = ("overall", "ablation", "scaling", "scarcity", "robustness")
+EXPERIMENTS: tuple[str, ...] = ("overall", "ablation", "scaling", "scarcity", "robustness", "fairness")
 """Experiment keys (``--only``)."""
 
 LEARNED: tuple[str, ...] = ("maddqn-dmaddpg", "dqn-dddpg", "qmix", "maddpg", "mappo")
@@ -70,6 +75,13 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "throughput-reward": {"reward": "throughput"},
 }
 """MADDQN-DMADDPG variants: name -> config fields changed."""
+
+FAIRNESS: dict[str, dict[str, Any]] = {
+    "fairness-3": {"fairness_weight": 3.0},
+    "fairness-10": {"fairness_weight": 10.0},
+}
+"""MADDQN-DMADDPG trained on the main network with these reward weights changed (evaluated on the main network,
+whose metrics do not depend on the weights): name -> HetNetConfig fields changed."""
 
 SIZE_AGNOSTIC: tuple[str, ...] = ("maddqn-dmaddpg", "qmix", "maddpg", "mappo", "wmmse-ssa", "random")
 """Schemes that run on any N and M (scaling, scarcity, robustness)."""
@@ -143,14 +155,14 @@ def eval_seeds(profile: Profile, seed: int) -> list[int]:
 
 def _learner(scheme: str, config: HetNetConfig, seed: int, profile: Profile) -> Any:
     overrides = quick_overrides(profile)
-    if scheme == "maddqn-dmaddpg" or scheme in ABLATIONS:
+    if scheme == "maddqn-dmaddpg" or scheme in ABLATIONS or scheme in FAIRNESS:
         fields = {**overrides, **ABLATIONS.get(scheme, {})}
         return MADDQNDMADDPG(config, MADDQNDMADDPGConfig(**fields), seed)
     from agents.marl import DQNDDDPGConfig, MADDPGConfig, MAPPOConfig, QMIXConfig
     classes = {"dqn-dddpg": (DQNDDDPG, DQNDDDPGConfig), "qmix": (QMIX, QMIXConfig), "maddpg": (MADDPG, MADDPGConfig),
                "mappo": (MAPPO, MAPPOConfig)}
     if scheme not in classes:
-        raise ValueError(f"unknown scheme {scheme!r}; allowed: {', '.join(LEARNED + tuple(ABLATIONS))}")
+        raise ValueError(f"unknown scheme {scheme!r}; allowed: {', '.join(LEARNED + tuple(ABLATIONS) + tuple(FAIRNESS))}")
     learner, config_class = classes[scheme]
     allowed = {f.name for f in dataclasses.fields(config_class)}
     return learner(config, config_class(**{k: v for k, v in overrides.items() if k in allowed}), seed)
@@ -190,8 +202,9 @@ def run_job(profile: Profile, scheme: str, seed: int, experiments: Iterable[str]
     elif scheme == "random":
         policy = RandomHetNetPolicy(config.num_bs, config.num_blocks, seed)
     else:
-        learner = _learner(scheme, config, seed, profile)
-        history = train(learner, config, profile.episodes, profile.num_envs, seed, stop_window=profile.stop_window)
+        trained_on = profile.network(**FAIRNESS.get(scheme, {}))
+        learner = _learner(scheme, trained_on, seed, profile)
+        history = train(learner, trained_on, profile.episodes, profile.num_envs, seed, stop_window=profile.stop_window)
         policy = learner.policy()
         out.update(curve=history.returns, throughput_curve=history.throughput, episodes=len(history.returns),
                    stopped_early=history.stopped_early, train_seconds=history.seconds)
@@ -223,6 +236,8 @@ def plan(profile: Profile, experiments: Iterable[str]) -> list[tuple[str, int]]:
                     if "overall" in experiments or s in SIZE_AGNOSTIC]
     if "ablation" in experiments:
         schemes += ["maddqn-dmaddpg", "wmmse-ssa", *ABLATIONS]
+    if "fairness" in experiments:
+        schemes += ["maddqn-dmaddpg", "wmmse-ssa", *FAIRNESS]
     schemes = list(dict.fromkeys(schemes))
     return [(scheme, seed) for scheme in schemes for seed in profile.seeds]
 
@@ -305,19 +320,55 @@ def decision_cost(scheme: str, num_ues: int, num_small_cells: int = 4, num_subch
 # All jobs
 # =====================================================================================================
 
+_PER_POLICY = {"scaling": "scaling_ues", "scarcity": "scarcity_subchannels", "robustness": "disturbance_db"}
+"""Experiments whose numbers a job computes with its policy beyond the main network -> the profile's axis."""
+
+
+def _covers(job: Mapping[str, Any], experiments: Iterable[str]) -> bool:
+    """Whether a saved job holds everything ``experiments`` need from it."""
+    return all(key in job for key in _PER_POLICY if key in experiments and job["scheme"] in SIZE_AGNOSTIC)
+
+
+def load_saved(path: Path, profile: Profile) -> dict[str, Any] | None:
+    """The jobs and experiments of saved results (``hetnet_results.json``) made with the same profile (worker count
+    aside), with the per-axis keys turned back into numbers; None when there are none or the profile differs."""
+    if not path.exists():
+        return None
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    mine = json.loads(json.dumps(dataclasses.asdict(profile)))
+    theirs = dict(raw.get("profile", {}))
+    if {k: v for k, v in mine.items() if k != "workers"} != {k: v for k, v in theirs.items() if k != "workers"}:
+        return None
+    jobs = []
+    for job in raw.get("jobs", []):
+        for key, axis in _PER_POLICY.items():
+            if key in job:
+                job[key] = {value: job[key][str(value)] for value in getattr(profile, axis) if str(value) in job[key]}
+        jobs.append(job)
+    return {"jobs": jobs, "experiments": list(raw.get("experiments", [])), "seconds": raw.get("seconds", 0.0)}
+
+
 def run_all(profile: Profile, experiments: Iterable[str] | None = None,
-            progress: Callable[[int, int], None] | None = None, policy_dir: Path | None = None) -> dict[str, Any]:
+            progress: Callable[[int, int], None] | None = None, policy_dir: Path | None = None,
+            saved: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Run every job the selected experiments need (in ``profile.workers`` processes) and the decision costs.
 
+    ``saved``: what :func:`load_saved` returned; its jobs that already hold what the selected experiments need are
+    kept instead of being run again, and its experiments stay in the outcome.
+
     Returns:
-        ``{"profile", "experiments", "jobs": [run_job results], "decision": {scheme: {N: cost}}, "seconds"}``.
+        ``{"profile", "experiments", "jobs": [run_job results], "decision": {scheme: {N: cost}}, "reused"`` (jobs
+        kept from ``saved``), ``"seconds"`` (this call), ``"total_seconds"`` (with the calls of the kept jobs)``}``.
     """
     started = time.perf_counter()
     selected = tuple(experiments) if experiments is not None else EXPERIMENTS
     unknown = [e for e in selected if e not in EXPERIMENTS]
     if unknown:
         raise ValueError(f"unknown experiments {unknown}; allowed: {', '.join(EXPERIMENTS)}")
-    jobs = [(profile, scheme, seed, selected, policy_dir) for scheme, seed in plan(profile, selected)]
+    kept = [job for job in (saved or {}).get("jobs", []) if _covers(job, selected)]
+    have = {(job["scheme"], job["seed"]) for job in kept}
+    jobs = [(profile, scheme, seed, selected, policy_dir) for scheme, seed in plan(profile, selected)
+            if (scheme, seed) not in have]
     # Longest first (DQN-DDDPG's wide networks, then the other learners) so parallel workers finish together.
     order = {"dqn-dddpg": 0, "wmmse-ssa": 9, "random": 10}
     jobs.sort(key=lambda job: order.get(job[1], 1))
@@ -345,8 +396,13 @@ def run_all(profile: Profile, experiments: Iterable[str] | None = None,
             if scheme == "dqn-dddpg" and n != profile.num_ues:
                 continue
             decision[scheme][n] = decision_cost(scheme, n, profile.num_small_cells, profile.num_subchannels, repeats)
-    return {"profile": profile, "experiments": list(selected), "jobs": results, "decision": decision,
-            "seconds": time.perf_counter() - started}
+    new = {(job["scheme"], job["seed"]) for job in results}
+    results += [job for job in (saved or {}).get("jobs", []) if (job["scheme"], job["seed"]) not in new]
+    done = set(selected) | {e for e in (saved or {}).get("experiments", []) if e in EXPERIMENTS}
+    reused = sum(1 for job in results if (job["scheme"], job["seed"]) not in new)
+    return {"profile": profile, "experiments": [e for e in EXPERIMENTS if e in done], "jobs": results,
+            "decision": decision, "reused": reused, "seconds": time.perf_counter() - started,
+            "total_seconds": time.perf_counter() - started + (float((saved or {}).get("seconds", 0.0)) if reused else 0.0)}
 
 
 # =====================================================================================================
@@ -437,6 +493,8 @@ def summarise(outcome: Mapping[str, Any]) -> dict[str, Any]:
         summary["efficiency"] = efficiency
     if "ablation" in outcome["experiments"]:
         summary["ablation"] = main_table((ours, *ABLATIONS, "wmmse-ssa"))
+    if "fairness" in outcome["experiments"]:
+        summary["fairness"] = main_table((ours, *FAIRNESS, "wmmse-ssa"))
     for key, axis in (("scaling", "scaling_ues"), ("scarcity", "scarcity_subchannels"), ("robustness", "disturbance_db")):
         if key not in outcome["experiments"]:
             continue
@@ -482,7 +540,8 @@ def summarise(outcome: Mapping[str, Any]) -> dict[str, Any]:
 NAMES = {"maddqn-dmaddpg": "MADDQN-DMADDPG", "dqn-dddpg": "DQN-DDDPG", "qmix": "QMIX", "maddpg": "MADDPG",
          "mappo": "MAPPO", "wmmse-ssa": "WMMSE + SSA", "random": "random", "no-double-q": "without double-Q",
          "no-twin-critic": "without double critic", "no-attention": "without attention",
-         "throughput-reward": "throughput-only reward"}
+         "throughput-reward": "throughput-only reward",
+         **{name: f"MADDQN-DMADDPG, lambda_J = {changes['fairness_weight']:g}" for name, changes in FAIRNESS.items()}}
 
 
 def plot_figures(outcome: Mapping[str, Any], summary: Mapping[str, Any], figures: Path) -> dict[str, str]:
@@ -559,10 +618,12 @@ def render_markdown(outcome: Mapping[str, Any], summary: Mapping[str, Any], figu
         RESULTS_BEGIN,
         "## Joint user association and channel resource scheduling: MADDQN-DMADDPG (Xie)",
         "",
-        f"Regenerate with `{command}` (profile `{profile.name}`: {len(outcome['jobs'])} jobs, "
-        f"{outcome['seconds'] / 60:.1f} min wall clock with {profile.workers} worker processes of one thread each, "
+        f"Regenerate with `{command}` (profile `{profile.name}`: {len(outcome['jobs'])} jobs"
+        + (f", {outcome['reused']} of them kept from earlier calls" if outcome.get("reused") else "")
+        + f", {outcome.get('total_seconds', outcome['seconds']) / 60:.1f} min wall clock in all with {profile.workers} worker processes of one "
+        f"thread each, "
         f"{train_hours:.2f} CPU-hours of training). `--only KEY` runs one experiment "
-        f"({', '.join(EXPERIMENTS)}).",
+        f"({', '.join(EXPERIMENTS)}) and keeps the saved jobs of the others.",
         "",
         f"Setting: `twin.HetNetwork`, one MBS + K = {config.num_small_cells} SBSs, N = {config.num_ues} UEs (half static "
         f"sensors, half mobile), M = {config.num_subchannels} sub-channels of {config.bandwidth_hz / 1e6:g} MHz, OMA, "
@@ -604,7 +665,7 @@ def render_markdown(outcome: Mapping[str, Any], summary: Mapping[str, Any], figu
 
     def table(rows: Mapping[str, Any], title: str) -> None:
         header = "| scheme | " + " | ".join(label for _, label in OVERALL_METRICS) + " | return |"
-        lines.extend([title, "", header, "|---" * (len(OVERALL_METRICS) + 2) + "|"])
+        lines.extend(([title, ""] if title else []) + [header, "|---" * (len(OVERALL_METRICS) + 2) + "|"])
         for scheme, row in rows.items():
             cells = []
             for key, _ in OVERALL_METRICS + (("return", ""),):
@@ -629,6 +690,14 @@ def render_markdown(outcome: Mapping[str, Any], summary: Mapping[str, Any], figu
     if "ablation" in summary:
         table(summary["ablation"], "### Ablations")
         lines += [f"Command: `{command} --only ablation`", ""]
+    if "fairness" in summary:
+        weights = ", ".join(f"{changes['fairness_weight']:g}" for changes in FAIRNESS.values())
+        lines += ["### Fairness weight", "",
+                  f"MADDQN-DMADDPG trained with the Jain-fairness weight lambda_J of eq. 10 at {config.fairness_weight:g} "
+                  f"(the main runs) and at {weights}; every policy evaluated on the main network (the metrics do not "
+                  f"depend on the weights; the return column is eq. 10 with lambda_J = {config.fairness_weight:g}).", ""]
+        table(summary["fairness"], "")
+        lines += [f"Command: `{command} --only fairness`", ""]
     for key, axis, metrics, title in (
             ("scaling", "scaling_ues", (("rate_mbps", "rate (Mbit/s)"), ("qos_non_compliance", "non-compliance")),
              "### Scaling with N (average rate per UE, QoS non-compliance)"),
@@ -687,6 +756,20 @@ def _reading(summary: Mapping[str, Any]) -> list[str]:
                          f"(the paper reports every part helping); lower for {', '.join(worse) or 'none'}.")
         else:
             notes.append("- Ablations: every removed part lowers the evaluation return, as in the paper.")
+    fairness = summary.get("fairness", {})
+    if "maddqn-dmaddpg" in fairness and "wmmse-ssa" in fairness:
+        wmmse = fairness["wmmse-ssa"]["throughput_mbps"][0]
+        points = ", ".join(
+            f"{NAMES[s]}: Jain {fairness[s]['jain'][0]:.3f} at {fairness[s]['throughput_mbps'][0]:.1f} Mbit/s "
+            f"({100 * (fairness[s]['throughput_mbps'][0] / wmmse - 1):+.1f} % vs WMMSE + SSA)"
+            for s in ("maddqn-dmaddpg", *FAIRNESS) if s in fairness)
+        fair = [s for s in ("maddqn-dmaddpg", *FAIRNESS) if s in fairness and fairness[s]["jain"][0] >= 0.9
+                and fairness[s]["throughput_mbps"][0] > wmmse]
+        notes.append(f"- Fairness weight: {points}. "
+                     + ("A weight reaches Jain >= 0.9 with more throughput than WMMSE + SSA: "
+                        + ", ".join(NAMES[s] for s in fair) + "." if fair else
+                        "No weight reaches Jain >= 0.9 together with more throughput than WMMSE + SSA: on our twin "
+                        "the learner buys fairness with throughput."))
     return (["Reading the results:", ""] + notes + [""]) if notes else []
 
 
@@ -697,6 +780,6 @@ def write_results(outcome: Mapping[str, Any], results_path: Path, figures_dir: P
     section = render_markdown(outcome, summary, figures, figures_link(figures_dir, results_path), command)
     replace_section(results_path, RESULTS_BEGIN, RESULTS_END, section)
     raw = {"profile": dataclasses.asdict(outcome["profile"]), "experiments": outcome["experiments"],
-           "summary": summary, "jobs": outcome["jobs"], "seconds": outcome["seconds"]}
+           "summary": summary, "jobs": outcome["jobs"], "seconds": outcome.get("total_seconds", outcome["seconds"])}
     (figures_dir / "hetnet_results.json").write_text(json.dumps(raw, indent=1, default=float), encoding="utf-8")
     return summary

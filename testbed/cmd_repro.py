@@ -2,7 +2,8 @@
 
 ``testbed repro hetnet`` trains MADDQN-DMADDPG, DQN-DDDPG, QMIX, MADDPG and MAPPO on the HetNet twin, evaluates
 them with WMMSE + strongest-signal association and writes the second paper's tables (overall comparison,
-ablations, scaling, sub-channel scarcity, robustness, training efficiency, decision cost).
+ablations, scaling, sub-channel scarcity, robustness, the fairness weight, training efficiency, decision cost).
+With ``--only`` it keeps the jobs saved beside the figures by an earlier call with the same budget.
 
 ``testbed repro dtn`` trains and evaluates the DTN link-adaptation experiments (Figs. 5-8, Table 4) against
 the analytic physical network and writes its section of the results page, PNG plots and a JSON of every
@@ -32,7 +33,8 @@ PAPERS = ("dtn", "hetnet")
 @click.option("--quick", is_flag=True, help="Tiny networks and budgets (minutes, for CI); numbers carry no meaning.")
 @click.option("--only", "only", default=None,
               help="Comma-separated experiments to run (dtn: fig5a, fig5b, fig5c, fig5d, fig6ab, fig6c, fig7a, fig7b, "
-                   "fig7c, fig8, printed, reward; hetnet: overall, ablation, scaling, scarcity, robustness); "
+                   "fig7c, fig8, printed, reward; hetnet: overall, ablation, scaling, scarcity, robustness, "
+                   "fairness); "
                    "default all.")
 @click.option("--results", "results_path", type=click.Path(dir_okay=False), default=None,
               help="Results page to update (default docs/RESULTS.md; with --quick runs/repro-PAPER-quick/RESULTS.md).")
@@ -40,8 +42,8 @@ PAPERS = ("dtn", "hetnet")
               help="Where the PNG plots go (default docs/figures; with --quick next to the results page).")
 @click.option("--workers", type=int, default=None, help="Training runs in parallel (default: the profile's, 2).")
 @click.option("--fresh", is_flag=True,
-              help="Recompute every run (dtn: default reuses the runs saved beside the figures with the same budget; "
-                   "hetnet always recomputes).")
+              help="Recompute every run (default reuses the runs saved beside the figures with the same budget: "
+                   "dtn always, hetnet with --only).")
 @json_option
 @handle_errors
 def repro(paper: str, quick: bool, only: str | None, results_path: str | None, figures_dir: str | None,
@@ -50,7 +52,7 @@ def repro(paper: str, quick: bool, only: str | None, results_path: str | None, f
     if paper not in PAPERS:
         raise BadInput(f"PAPER {paper!r}; allowed: {', '.join(PAPERS)}")
     if paper == "hetnet":
-        _repro_hetnet(quick, only, results_path, figures_dir, workers, as_json)
+        _repro_hetnet(quick, only, results_path, figures_dir, workers, fresh, as_json)
         return
     from agents import repro_dtn
 
@@ -81,7 +83,7 @@ def repro(paper: str, quick: bool, only: str | None, results_path: str | None, f
 
 
 def _repro_hetnet(quick: bool, only: str | None, results_path: str | None, figures_dir: str | None,
-                  workers: int | None, as_json: bool) -> None:
+                  workers: int | None, fresh: bool, as_json: bool) -> None:
     """``testbed repro hetnet``: train, evaluate, write the HetNet section of the results page."""
     from agents import repro_hetnet
 
@@ -92,7 +94,8 @@ def _repro_hetnet(quick: bool, only: str | None, results_path: str | None, figur
     policies = Path("runs/repro-hetnet-quick/policies" if quick else "runs/repro-hetnet/policies")
     progress = _Progress(f"repro hetnet ({profile.name})")
     try:
-        outcome = repro_hetnet.run_all(profile, selected, progress=progress, policy_dir=policies)
+        saved = repro_hetnet.load_saved(Path(figures) / "hetnet_results.json", profile) if only and not fresh else None
+        outcome = repro_hetnet.run_all(profile, selected, progress=progress, policy_dir=policies, saved=saved)
     finally:
         progress.close()
     summary = repro_hetnet.write_results(outcome, results, figures, command)
@@ -104,7 +107,8 @@ def _repro_hetnet(quick: bool, only: str | None, results_path: str | None, figur
         "figures": str(figures),
         "policies": str(policies),
         "experiments": outcome["experiments"],
-        "jobs_run": len(outcome["jobs"]),
+        "jobs_run": len(outcome["jobs"]) - outcome["reused"],
+        "jobs_kept": outcome["reused"],
         "seconds": outcome["seconds"],
         "targets": {name: {"ours": value, "met": met} for name, (value, met) in summary["targets"].items()},
         "decision_time_ms": {str(n): cost["latency_ms"] for n, cost in decision.items()},

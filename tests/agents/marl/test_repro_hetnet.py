@@ -42,6 +42,21 @@ def test_tiny_reproduction_writes_its_section_beside_the_others(tmp_path):
     # Writing again replaces the section instead of adding one.
     repro_hetnet.write_results(outcome, results, tmp_path / "figures", "testbed repro hetnet --quick")
     assert results.read_text().count(repro_hetnet.RESULTS_BEGIN) == 1
+    # One more experiment later: only its missing jobs are trained; the saved ones and their tables stay.
+    saved = repro_hetnet.load_saved(tmp_path / "figures" / "hetnet_results.json", TINY)
+    assert saved is not None and set(saved["jobs"][0]) >= {"scheme", "seed", "main"}
+    assert repro_hetnet.load_saved(tmp_path / "figures" / "hetnet_results.json",
+                                   dataclasses.replace(TINY, episodes=3)) is None
+    more = repro_hetnet.run_all(TINY, ["fairness"], saved=saved)
+    assert more["reused"] == len(outcome["jobs"])
+    assert len(more["jobs"]) == len(outcome["jobs"]) + len(repro_hetnet.FAIRNESS) * len(TINY.seeds)
+    assert more["experiments"] == ["overall", "scaling", "fairness"]
+    summary = repro_hetnet.write_results(more, results, tmp_path / "figures", "testbed repro hetnet --quick")
+    text = results.read_text()
+    assert "### Fairness weight" in text and "### Overall comparison" in text and "### Scaling with N" in text
+    assert set(summary["fairness"]) == {"maddqn-dmaddpg", *repro_hetnet.FAIRNESS, "wmmse-ssa"}
+    assert set(summary["scaling"]["maddqn-dmaddpg"]) == {8, 12}
+    assert f"{len(more['jobs'])} jobs, {more['reused']} of them kept from earlier calls" in text
 
 
 def test_training_efficiency_reads_the_curve():
@@ -74,5 +89,6 @@ def test_repro_hetnet_quick_runs_end_to_end(tmp_path):
     assert set(payload["experiments"]) == set(repro_hetnet.EXPERIMENTS)
     text = results.read_text()
     for title in ("### Overall comparison", "### Training efficiency", "### Ablations", "### Scaling with N",
-                  "### Sub-channel scarcity", "### Channel-disturbance robustness", "### Inference time"):
+                  "### Sub-channel scarcity", "### Channel-disturbance robustness", "### Fairness weight",
+                  "### Inference time"):
         assert title in text
