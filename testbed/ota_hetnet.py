@@ -281,6 +281,7 @@ class HetNetOta:
             lr = measured.get(n)
             self.records.append({
                 "slot": net.slot, "ue": n, "bs": int(association[0, n]), "block": int(block[0, n]),
+                "radio": self.radio_of(int(association[0, n])),
                 "power_split": float(split[0, n]),
                 "twin_sinr_db": 10 * math.log10(float(sinr[n])) if sinr[n] > 0 else None,
                 "rendered_snr_db": 10 * math.log10(float(rendered[n])) if rendered[n] > 0 else None,

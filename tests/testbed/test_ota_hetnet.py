@@ -152,3 +152,18 @@ def test_a_stop_request_ends_the_evaluation_with_the_transmitters_off(rig):
 def test_blocks_that_do_not_fit_the_carrier_are_refused(rig):
     with pytest.raises(ValueError, match="do not fit"):
         _ota(rig, rbs_per_block=7)
+
+
+def test_with_two_ap_radios_the_association_picks_the_radio(tmp_path, monkeypatch):
+    """BS j is carried by AP radio j mod 2: every UE-slot is recorded on its BS's radio, both radios transmit, and
+    UEs of both radios deliver. (Link model and SNR references are nominal here: the mapping is under test.)"""
+    monkeypatch.delenv("TESTBED_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with open_radios(["sim0", "sim1", "sim2"], load_config(None, None), seed=1) as radios:
+        ota = HetNetOta(SMALL, DTNConfig(), radios, ["sim0", "sim1"], "sim2", {"sim0": 35.0, "sim1": 35.0})
+        records = []
+        evaluate_over_the_air({"wmmse-ssa": WMMSEPolicy()}, ota, [21], records=records)
+    played = [r for r in records if r["sinr_db"] is not None]
+    assert all(r["radio"] == ("sim0", "sim1")[r["bs"] % 2] for r in records)
+    assert {r["radio"] for r in played} == {"sim0", "sim1"}
+    assert all(any(r["throughput_mbps"] > 0 for r in played if r["radio"] == name) for name in ("sim0", "sim1"))
