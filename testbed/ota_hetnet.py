@@ -148,6 +148,9 @@ class HetNetOta:
             raise ValueError(f"{config.num_blocks} blocks x {rbs_per_block} RBs do not fit the {num.n_rb} RBs of "
                              f"{numerology_name}; allowed: num_blocks * rbs_per_block <= {num.n_rb}, "
                              f"rbs_per_block >= 1")
+        if config.noma or config.traffic != "bitstream":
+            raise ValueError(f"noma={config.noma}, traffic={config.traffic!r}: over the air the HetNet is played with "
+                             f"OMA time sharing and full buffers; allowed: noma=False, traffic='bitstream'")
         missing = [n for n in list(ap_radios) + [device_radio] if n not in radios]
         if missing:
             raise ValueError(f"radios {missing} are not open; open: {sorted(radios)}")
@@ -240,37 +243,9 @@ class HetNetOta:
             levels[n] = level
             rendered[n] = 10 ** ((level + ref) / 10)
         plays = rounds(block[0].tolist(), association[0].tolist(), [n in levels for n in range(cfg.num_ues)])
-        predicted = torch.zeros_like(sinr)
-        for members in plays:
-            on_block = torch.zeros(cfg.num_blocks, dtype=torch.float64)
-            occupied = torch.zeros(cfg.num_blocks, dtype=torch.bool)
-            for n in members:
-                on_block[int(block[0, n])] = rendered[n]
-                occupied[int(block[0, n])] = True
-            round_sinr = predict_round_sinr(on_block, occupied, self.link_model)
-            for n in members:
-                predicted[n] = round_sinr[int(block[0, n])]
+        predicted = self._predict(plays, block[0], rendered)
         modulation, code_rate, expected = choose_mcs(predicted, self.link_model)
-        measured: dict[int, Any] = {}
-        for members in plays:
-            per_radio: dict[str, list[Link]] = {name: [] for name in self.ap_radios}
-            for n in members:
-                c = int(block[0, n])
-                per_radio[self.radio_of(int(association[0, n]))].append(Link(
-                    str(n), tuple(range(c * self.rbs_per_block, (c + 1) * self.rbs_per_block)),
-                    MODULATION_NAMES[int(modulation[n])].lower(),
-                    Fraction(CODE_RATES[int(code_rate[n])]).limit_denominator(8), levels[n]))
-            transmitters = []
-            for i, name in enumerate(self.ap_radios):
-                if per_radio[name]:
-                    transmitters.append((self.radios[name], self._plan(per_radio[name], i)))
-                else:
-                    self.radios[name].stop_transmit()
-            reports, _clipped = run_slot(transmitters, self.radios[self.device_radio], self.ofdm_slots)
-            self.ofdm_slots += 1
-            for rep in reports:
-                for lr in rep.links:
-                    measured[int(lr.link_id)] = lr
+        measured = self._play(plays, association[0], block[0], levels, modulation, code_rate)
         throughput = torch.zeros(1, cfg.num_ues, dtype=torch.float64)
         share = twin["share"][0]
         for n, lr in measured.items():
@@ -306,6 +281,46 @@ class HetNetOta:
             self.close()
             raise OtaInterrupted("stopped between two slots")
         return HetNetStep(net.observe(), reward, throughput, info)
+
+    def _predict(self, plays: list[list[int]], block: torch.Tensor, rendered: torch.Tensor) -> torch.Tensor:
+        """[N] float64: every UE's SINR in its round as the calibrated model predicts it (:func:`predict_round_sinr`);
+        0 for UEs not played."""
+        predicted = torch.zeros_like(rendered)
+        for members in plays:
+            on_block = torch.zeros(self.config.num_blocks, dtype=torch.float64)
+            occupied = torch.zeros(self.config.num_blocks, dtype=torch.bool)
+            for n in members:
+                on_block[int(block[n])] = rendered[n]
+                occupied[int(block[n])] = True
+            round_sinr = predict_round_sinr(on_block, occupied, self.link_model)
+            for n in members:
+                predicted[n] = round_sinr[int(block[n])]
+        return predicted
+
+    def _play(self, plays: list[list[int]], association: torch.Tensor, block: torch.Tensor, levels: dict[int, float],
+              modulation: torch.Tensor, code_rate: torch.Tensor) -> dict[int, Any]:
+        """Play the rounds as OFDM slots; returns UE -> its :class:`radio.ofdm.LinkReport`."""
+        measured: dict[int, Any] = {}
+        for members in plays:
+            per_radio: dict[str, list[Link]] = {name: [] for name in self.ap_radios}
+            for n in members:
+                c = int(block[n])
+                per_radio[self.radio_of(int(association[n]))].append(Link(
+                    str(n), tuple(range(c * self.rbs_per_block, (c + 1) * self.rbs_per_block)),
+                    MODULATION_NAMES[int(modulation[n])].lower(),
+                    Fraction(CODE_RATES[int(code_rate[n])]).limit_denominator(8), levels[n]))
+            transmitters = []
+            for i, name in enumerate(self.ap_radios):
+                if per_radio[name]:
+                    transmitters.append((self.radios[name], self._plan(per_radio[name], i)))
+                else:
+                    self.radios[name].stop_transmit()
+            reports, _clipped = run_slot(transmitters, self.radios[self.device_radio], self.ofdm_slots)
+            self.ofdm_slots += 1
+            for rep in reports:
+                for lr in rep.links:
+                    measured[int(lr.link_id)] = lr
+        return measured
 
 
 METRICS = {"throughput_mbps": "sum_throughput_mbps", "twin_throughput_mbps": "twin_sum_throughput_mbps",

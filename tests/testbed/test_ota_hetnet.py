@@ -149,9 +149,13 @@ def test_a_stop_request_ends_the_evaluation_with_the_transmitters_off(rig):
     assert not radios[AP].transmitting
 
 
-def test_blocks_that_do_not_fit_the_carrier_are_refused(rig):
+def test_what_cannot_be_rendered_is_refused(rig):
     with pytest.raises(ValueError, match="do not fit"):
         _ota(rig, rbs_per_block=7)
+    radios, link_model, snr_ref = rig
+    for changes in ({"noma": True}, {"traffic": "bursty"}):
+        with pytest.raises(ValueError, match="allowed: noma=False, traffic='bitstream'"):
+            HetNetOta(SMALL.with_updates(**changes), link_model, radios, [AP], DEVICE, snr_ref)
 
 
 def test_with_two_ap_radios_the_association_picks_the_radio(tmp_path, monkeypatch):
