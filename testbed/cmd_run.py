@@ -358,24 +358,35 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
             raise BadInput(f"{name} {value}; allowed: a number >= {low}")
     if discount is not None and not 0.0 <= discount < 1.0:
         raise BadInput(f"--discount {discount}; allowed: 0 <= gamma < 1")
+    if resume and (Path(resume) / "config.json").exists():
+        if json.loads((Path(resume) / "config.json").read_text(encoding="utf-8")).get("policy") == "maddqn-dmaddpg":
+            policy = "maddqn-dmaddpg"
     if policy == "maddqn-dmaddpg":
-        given = [flag for flag, value in (("--resume", resume), ("--physical", physical_spec), ("--ota-every", ota_every),
+        given = [flag for flag, value in (("--physical", physical_spec), ("--ota-every", ota_every),
                                           ("--discount", discount), ("--reward", reward if reward != "link" else None))
                  if value is not None]
+        if resume:
+            given += [flag for flag, value in (("--run-dir", run_dir), ("--seed", seed)) if value is not None]
         if given:
             raise BadInput(f"{', '.join(given)}: not used by --policy maddqn-dmaddpg (it trains in the HetNet twin and "
-                           f"is evaluated over the air); allowed with it: --radios, --episodes, --eval-episodes, "
-                           f"--ota-slots, --run-dir, --seed, --recalibrate, --calibration-max-age")
-        if not radio_list:
+                           f"is evaluated over the air{'; a resumed run keeps its own' if resume else ''}); allowed "
+                           f"with it: --radios, --episodes, --eval-episodes, --ota-slots, --run-dir, --seed, --resume, "
+                           f"--recalibrate, --calibration-max-age")
+        names = None
+        if radio_list:
+            names = parse_radio_list(radio_list)
+            if len(set(names)) != len(names) or len(names) < 2:
+                raise BadInput(f"--radios {radio_list!r}; allowed: two or more different radios (APs..., device)")
+        elif not resume:
             raise BadInput("--radios is required with --policy maddqn-dmaddpg (e.g. --radios sim0,sim1)")
-        names = parse_radio_list(radio_list)
-        if len(set(names)) != len(names) or len(names) < 2:
-            raise BadInput(f"--radios {radio_list!r}; allowed: two or more different radios (APs..., device)")
+        if resume and not (Path(resume) / "config.json").exists():
+            raise BadInput(f"--resume {resume}: no config.json there to continue")
         from testbed.cmd_run_hetnet import run_hetnet
 
         run_hetnet(names, episodes=episodes, eval_episodes=eval_episodes, ota_slots=ota_slots, run_dir=run_dir,
                    seed=0 if seed is None else seed, recalibrate=recalibrate, max_age_s=max_age_h * 3600,
-                   store_path=store_path, config_path=config_path, sim_config=sim_config, as_json=as_json)
+                   store_path=store_path, config_path=config_path, sim_config=sim_config, as_json=as_json,
+                   resume=resume)
         return
     if resume:
         directory = Path(resume)

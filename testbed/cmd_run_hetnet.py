@@ -12,10 +12,13 @@ over the air.
    deployments (:mod:`testbed.ota_hetnet`: BS -> AP radio, power split -> digital gain, co-channel UEs in
    separate OFDM slots, an MCS layer from the calibrated link model);
 5. writes the run directory: ``config.json`` (resolved config, versions, calibration id), ``calibration.json``,
-   ``metrics.jsonl`` (one line per training episode), ``policy.pt``, ``evaluation.json``, ``ota_records.jsonl``
-   (every UE-slot played over the air), ``summary.json`` and ``report.html``; the run is recorded in the store.
+   ``metrics.jsonl`` (one line per training episode), ``checkpoint.pt`` (learner, optimisers, replay memory,
+   generator states and history, after every episode, atomically), ``policy.pt``, ``evaluation.json``,
+   ``ota_records.jsonl`` (every UE-slot played over the air), ``summary.json`` and ``report.html``; the run is
+   recorded in the store.
 
-Ctrl-C stops after the slot in flight, with the transmitters off.
+Ctrl-C stops after the episode (training) or slot (evaluation) in flight, with the transmitters off;
+``testbed run --resume DIR`` continues from the last checkpoint (also after SIGKILL), bit-identically on CPU.
 """
 
 from __future__ import annotations
@@ -139,93 +142,149 @@ def _hetnet_report(directory: Path, summary: dict[str, Any], history: list[dict[
     return path
 
 
-def run_hetnet(names: list[str], *, episodes: int | None, eval_episodes: int | None, ota_slots: int | None,
+class _Stopped(Exception):
+    """Ctrl-C during training: raised after the episode in flight is checkpointed."""
+
+
+def _save_checkpoint(path: Path, learner: Any, history: Any) -> None:
+    """Learner state and training history, written atomically (a kill mid-write leaves the previous checkpoint)."""
+    import dataclasses
+    import os
+
+    import torch
+
+    partial = path.with_name(path.name + ".partial")
+    torch.save({"learner": learner.state_dict(), "history": dataclasses.asdict(history)}, partial)
+    os.replace(partial, path)
+
+
+def run_hetnet(names: list[str] | None, *, episodes: int | None, eval_episodes: int | None, ota_slots: int | None,
                run_dir: str | None, seed: int, recalibrate: bool, max_age_s: float, store_path: str | None,
-               config_path: str | None, sim_config: str | None, as_json: bool,
+               config_path: str | None, sim_config: str | None, as_json: bool, resume: str | None = None,
                overrides: dict[str, Any] | None = None) -> None:
-    """The ``--policy maddqn-dmaddpg`` run (module docstring). ``overrides``: changes to :data:`HETNET_DEFAULTS`
-    (network size, networks per step), for tests and scripted studies."""
-    from agents.marl import MADDQNDMADDPG, MADDQNDMADDPGConfig, train
+    """The ``--policy maddqn-dmaddpg`` run (module docstring). ``resume``: a run directory to continue from its last
+    checkpoint (training, then the evaluation); ``names`` is then the run's. ``overrides``: changes to
+    :data:`HETNET_DEFAULTS` (network size, networks per step), for tests and scripted studies."""
+    import torch
+
+    from agents.marl import MADDQNDMADDPG, MADDQNDMADDPGConfig, TrainingHistory, train
     from calibration.session import CalibrationSettings
     from radio.errors import RadioFault
     from radio.ofdm import numerology
     from testbed.cmd_calibrate import calibrate_or_reuse
-    from testbed.cmd_run import _StopFlag, _versions
+    from testbed.cmd_run import _StopFlag, _truncate_metrics, _versions
     from testbed.inventory import load_config, open_radios
     from testbed.ota import OtaInterrupted
     from testbed.ota_hetnet import evaluate_over_the_air
     from testbed.store import Store
     from twin.hetnet import HetNetConfig
 
-    settings = {**HETNET_DEFAULTS, **(overrides or {})}
-    if episodes is not None:
-        settings["episodes"] = episodes
-    if eval_episodes is not None:
-        settings["eval_episodes"] = eval_episodes
-    if ota_slots is not None:
-        settings["ota_slots"] = ota_slots
-    directory = Path(run_dir) if run_dir else Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
-    if (directory / "config.json").exists():
-        raise BadInput(f"--run-dir {directory} already holds a run; choose another directory")
+    if resume:
+        directory = Path(resume)
+        resolved = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        if names is not None and names != resolved["radios"]:
+            raise BadInput(f"--radios {','.join(names)}: the run being resumed uses {','.join(resolved['radios'])}")
+        names, seed, settings = resolved["radios"], resolved["seed"], resolved["settings"]
+        config_path, sim_config = resolved.get("config_path"), resolved.get("sim_config")
+    else:
+        settings = {**HETNET_DEFAULTS, **(overrides or {})}
+        directory = Path(run_dir) if run_dir else Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
+        if (directory / "config.json").exists():
+            raise BadInput(f"--run-dir {directory} already holds a run; use --resume {directory} or another directory")
+    for key, value in (("episodes", episodes), ("eval_episodes", eval_episodes), ("ota_slots", ota_slots)):
+        if value is not None:
+            settings[key] = value
     cfg = load_config(config_path, sim_config)
     for n in names:
         cfg.entry(n)
     started = time.perf_counter()
     flag = _StopFlag()
     directory.mkdir(parents=True, exist_ok=True)
+    checkpoint = directory / "checkpoint.pt"
+    metrics_path = directory / "metrics.jsonl"
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(Store(store_path))
         radios = stack.enter_context(open_radios(names, cfg, seed=seed))
-        calibration, reused = calibrate_or_reuse(names, radios, store, CalibrationSettings(), recalibrate=recalibrate,
-                                                 max_age_s=max_age_s, out_dir=None, show_progress=not as_json)
-        (directory / "calibration.json").write_text(json.dumps(calibration, indent=1, default=float),
-                                                    encoding="utf-8")
-        n_rb = numerology(calibration["meta"]["settings"]["numerology"]).n_rb
-        blocks = min(settings["max_blocks"], n_rb // settings["rbs_per_block"])
-        network = HetNetConfig(num_small_cells=settings["num_small_cells"], num_ues=settings["num_ues"],
-                               num_subchannels=blocks, slots_per_episode=settings["train_slots"])
+        if resume:
+            row = store.calibration(int(resolved["calibration_id"]))
+            calibration = {"id": row.id, "results": row.results, "notes": row.notes, "meta": row.meta}
+            reused = resolved["calibration_reused"]
+            network = HetNetConfig(**resolved["hetnet"])
+            learner_config = MADDQNDMADDPGConfig(**resolved["learner"])
+            run_id = resolved["run_id"]
+            store.set_run_status(run_id, "running")
+        else:
+            calibration, reused = calibrate_or_reuse(names, radios, store, CalibrationSettings(),
+                                                     recalibrate=recalibrate, max_age_s=max_age_s, out_dir=None,
+                                                     show_progress=not as_json)
+            (directory / "calibration.json").write_text(json.dumps(calibration, indent=1, default=float),
+                                                        encoding="utf-8")
+            n_rb = numerology(calibration["meta"]["settings"]["numerology"]).n_rb
+            blocks = min(settings["max_blocks"], n_rb // settings["rbs_per_block"])
+            network = HetNetConfig(num_small_cells=settings["num_small_cells"], num_ues=settings["num_ues"],
+                                   num_subchannels=blocks, slots_per_episode=settings["train_slots"])
+            learner_config = MADDQNDMADDPGConfig()
+            run_id = directory.name
+            base, k = run_id, 1
+            while store.run(run_id) is not None:
+                k += 1
+                run_id = f"{base}-{k}"
         ota = _over_the_air(network, settings, calibration, radios, names, flag)
-        learner_config = MADDQNDMADDPGConfig()
-        run_id = directory.name
-        base, k = run_id, 1
-        while store.run(run_id) is not None:
-            k += 1
-            run_id = f"{base}-{k}"
         resolved = {"radios": names, "policy": "maddqn-dmaddpg", "run_id": run_id, "seed": seed,
-                    "settings": settings, "hetnet": {k: v for k, v in vars(network).items()},
-                    "learner": vars(learner_config), "link_model": vars(ota.link_model), "snr_ref_db": ota.snr_ref_db,
+                    "settings": settings, "hetnet": dict(vars(network)), "learner": dict(vars(learner_config)),
+                    "link_model": vars(ota.link_model), "snr_ref_db": ota.snr_ref_db,
                     "calibration_id": calibration["id"], "calibration_reused": reused, "config_path": config_path,
                     "sim_config": sim_config, "versions": _versions(), "command": sys.argv}
         (directory / "config.json").write_text(json.dumps(resolved, indent=2, sort_keys=True, default=str),
                                                encoding="utf-8")
-        store.create_run(run_id, str(directory.resolve()), resolved, calibration["id"])
-        metrics_path = directory / "metrics.jsonl"
-        metrics_path.unlink(missing_ok=True)
-        history_rows: list[dict[str, Any]] = []
-        bar = progress(range(settings["episodes"]), total=settings["episodes"], desc="train",
+        learner = MADDQNDMADDPG(network, learner_config, seed)
+        history = TrainingHistory()
+        if resume and checkpoint.exists():
+            saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+            learner.load_state_dict(saved["learner"])
+            history = TrainingHistory(**saved["history"])
+            _truncate_metrics(metrics_path, len(history.returns))
+        else:
+            metrics_path.unlink(missing_ok=True)
+            if not resume:
+                store.create_run(run_id, str(directory.resolve()), resolved, calibration["id"])
+        done = len(history.returns)
+        bar = progress(range(done, settings["episodes"]), total=max(settings["episodes"] - done, 0), desc="train",
                        enabled=not as_json and sys.stderr.isatty())
         ticks = iter(bar)
 
-        def on_episode(i: int, history: Any) -> None:
-            row = {"episode": i + 1, "source": "twin", **history.metrics[-1]}
-            history_rows.append(row)
+        def on_episode(i: int, trained: Any) -> None:
             with open(metrics_path, "a", encoding="utf-8") as stream:
-                stream.write(json.dumps(row) + "\n")
+                stream.write(json.dumps({"episode": i + 1, "source": "twin", **trained.metrics[-1]}) + "\n")
+            _save_checkpoint(checkpoint, learner, trained)
             next(ticks, None)
+            if flag.stop:
+                raise _Stopped
 
-        learner = MADDQNDMADDPG(network, learner_config, seed)
-        try:
-            history = train(learner, network, settings["episodes"], settings["num_envs"], seed, on_episode=on_episode)
-        except BaseException:
-            store.set_run_status(run_id, "failed")
-            raise
+        interrupted, outage = False, None
+        with flag.installed():
+            try:
+                if done < settings["episodes"] and not history.stopped_early:
+                    history = train(learner, network, settings["episodes"], settings["num_envs"], seed,
+                                    on_episode=on_episode, history=history)
+            except _Stopped:
+                interrupted = True
+            except BaseException:
+                store.set_run_status(run_id, "failed")
+                raise
+        if interrupted:
+            store.set_run_status(run_id, "interrupted")
+            summary = {"run": run_id, "run_dir": str(directory), "interrupted": True,
+                       "episodes": len(history.returns), "resume": f"testbed run --resume {directory}"}
+            emit(summary, as_json, lambda r: click.echo(
+                f"interrupted after episode {r['episodes']}; continue with: {r['resume']}"))
+            return
         policy = learner.policy()
         policy.save(directory / "policy.pt")
         candidates = _candidates(policy, network, seed)
         seeds = _eval_seeds(seed, settings["eval_episodes"])
         evaluation: dict[str, Any] = {}
         records: list[dict[str, Any]] = []
-        interrupted, outage = False, None
         eval_started = time.perf_counter()
         if seeds:
             total = len(candidates) * len(seeds) * settings["ota_slots"]
@@ -256,6 +315,8 @@ def run_hetnet(names: list[str], *, episodes: int | None, eval_episodes: int | N
         store.add_kpms(kpms, run_id)
         store.set_run_status(run_id, "interrupted" if interrupted else "finished")
     elapsed = time.perf_counter() - started
+    history_rows = [json.loads(line) for line in metrics_path.read_text(encoding="utf-8").splitlines()
+                    if line.strip()] if metrics_path.exists() else []
     summary = {
         "run": run_id, "run_dir": str(directory), "policy": "maddqn-dmaddpg", "radios": names,
         "episodes": len(history.returns), "calibration_id": calibration["id"], "calibration_reused": reused,
@@ -275,7 +336,7 @@ def run_hetnet(names: list[str], *, episodes: int | None, eval_episodes: int | N
             click.echo(f"  {label:<10} {m['throughput_mbps']:8.2f} Mbit/s over the air (twin {m['twin_throughput_mbps']:.2f}), "
                        f"Jain {m['jain']:.3f}, QoS non-compliance {m['qos_non_compliance']:.3f}")
         if s["interrupted"]:
-            click.echo("  interrupted during the over-the-air evaluation")
+            click.echo(f"  interrupted during the over-the-air evaluation; evaluate with: testbed eval --run {s['run_dir']}")
         click.echo(f"report: {s['report']}")
 
     emit(summary, as_json, human)

@@ -277,6 +277,25 @@ class ReplayBuffer:
         self._next = (self._next + count) % self.capacity
         self.size = min(self.size + count, self.capacity)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The stored slots (the filled part only), the write position and the sampling generator's state."""
+        filled = slice(0, self.size)
+        return {"observation": self.observation[filled].clone(), "next_observation": self.next_observation[filled].clone(),
+                "discrete": self.discrete[filled].clone(), "power_split": self.power_split[filled].clone(),
+                "reward": self.reward[filled].clone(), "reward_continuous": self.reward_continuous[filled].clone(),
+                "size": self.size, "next": self._next, "generator": self._generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (same capacity, N and F)."""
+        size = int(state["size"])
+        if size > self.capacity or tuple(state["observation"].shape[1:]) != tuple(self.observation.shape[1:]):
+            raise ValueError(f"replay state of {size} slots of shape {tuple(state['observation'].shape[1:])} does not "
+                             f"fit this buffer ({self.capacity} slots of shape {tuple(self.observation.shape[1:])})")
+        for name in ("observation", "next_observation", "discrete", "power_split", "reward", "reward_continuous"):
+            getattr(self, name)[:size] = state[name]
+        self.size, self._next = size, int(state["next"])
+        self._generator.set_state(state["generator"])
+
     def sample(self, batch_size: int) -> SlotBatch:
         """``batch_size`` slots drawn uniformly with replacement."""
         index = torch.randint(0, self.size, (batch_size,), generator=self._generator)

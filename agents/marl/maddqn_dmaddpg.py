@@ -335,6 +335,23 @@ class MADDQNDMADDPG:
         self.replay = ReplayBuffer(config.replay_capacity, env_config.num_ues, env_config.observation_size, seed)
         self.updates = 0
 
+    _MODULES = ("q_network", "actor", "aggregation", "q_target", "aggregation_target", "critics", "critic_targets",
+                "actor_target", "q_optimizer", "critic_optimizer", "actor_optimizer", "replay")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything training continues from: networks, targets, optimisers, replay memory, update count and the
+        exploration generator's state (a run resumed from it continues bit-identically on CPU)."""
+        state: dict[str, Any] = {name: getattr(self, name).state_dict() for name in self._MODULES}
+        state.update(updates=self.updates, generator=self.generator.get_state())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (same network and hyper-parameters)."""
+        for name in self._MODULES:
+            getattr(self, name).load_state_dict(state[name])
+        self.updates = int(state["updates"])
+        self.generator.set_state(state["generator"])
+
     # --- acting -------------------------------------------------------------------------------------
     def epsilon(self, progress: float) -> float:
         """Exploration probability at training progress ``progress`` in [0, 1]."""

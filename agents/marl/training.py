@@ -69,7 +69,8 @@ class TrainingHistory:
 
 def train(learner: Learner, config: HetNetConfig, episodes: int, num_envs: int, seed: int,
           stop_window: int = 100, stop_tolerance: float = 0.01,
-          on_episode: Callable[[int, TrainingHistory], None] | None = None) -> TrainingHistory:
+          on_episode: Callable[[int, TrainingHistory], None] | None = None,
+          history: TrainingHistory | None = None) -> TrainingHistory:
     """Train ``learner`` on ``num_envs`` HetNets for at most ``episodes`` episodes.
 
     Args:
@@ -80,14 +81,18 @@ def train(learner: Learner, config: HetNetConfig, episodes: int, num_envs: int, 
         seed: episode i is reset with seed ``seed * 1_000_003 + i``.
         stop_window, stop_tolerance: the stopping rule (module docstring); ``stop_window = 0`` disables it.
         on_episode: called as ``on_episode(i, history)`` after every episode.
+        history: the history of a run being continued (its learner restored to the end of its last episode):
+            training goes on from episode ``len(history.returns)`` with the same budget, seeds and schedules.
     """
     if episodes < 1 or num_envs < 1:
         raise ValueError(f"episodes and num_envs must be >= 1, got {episodes} and {num_envs}")
     env = HetNetwork(config, batch_size=num_envs)
-    history = TrainingHistory()
-    started = time.perf_counter()
+    history = history if history is not None else TrainingHistory()
+    if history.stopped_early:
+        return history
+    started = time.perf_counter() - history.seconds
     total_slots = episodes * config.slots_per_episode
-    for episode in range(episodes):
+    for episode in range(len(history.returns), episodes):
         observation = env.reset(seed * 1_000_003 + episode)
         episode_return = torch.zeros(num_envs)
         throughput = 0.0
@@ -115,15 +120,16 @@ def train(learner: Learner, config: HetNetConfig, episodes: int, num_envs: int, 
         metrics["charts/return"] = history.returns[-1]
         metrics["charts/throughput_mbps"] = history.throughput[-1]
         history.metrics.append(metrics)
-        if on_episode is not None:
-            on_episode(episode, history)
         if (stop_window and learner.exploration_done(progress) and len(history.returns) >= 2 * stop_window
                 and (len(history.returns) % stop_window == 0)):
             recent = statistics.fmean(history.returns[-stop_window:])
             before = statistics.fmean(history.returns[-2 * stop_window:-stop_window])
-            if recent - before < stop_tolerance:
-                history.stopped_early = True
-                break
+            history.stopped_early = recent - before < stop_tolerance
+        history.seconds = time.perf_counter() - started
+        if on_episode is not None:
+            on_episode(episode, history)
+        if history.stopped_early:
+            break
     history.seconds = time.perf_counter() - started
     return history
 

@@ -459,6 +459,42 @@ def test_eval_of_a_hetnet_run_replays_the_same_deployments_over_the_air(lab, het
     assert again["throughput_mbps"] > 0
 
 
+def test_hetnet_run_resumed_from_its_checkpoint_trains_the_same_policy(lab, tmp_path, monkeypatch):
+    """A 3-episode HetNet run killed right after its first checkpoint and resumed (``--resume DIR``) ends with the
+    same policy, bit for bit, as a run that was never interrupted; its metrics hold each episode once."""
+    import torch
+
+    import testbed.cmd_run_hetnet as hetnet_module
+
+    monkeypatch.chdir(tmp_path)
+    common = ("--radios", RADIOS, "--policy", "maddqn-dmaddpg", "--episodes", "3", "--eval-episodes", "0",
+              "--store", str(lab.store), "--json")
+    code, _, err = invoke("run", *common, "--run-dir", str(tmp_path / "hetnet-straight"))
+    assert code == 0, err
+    save = hetnet_module._save_checkpoint
+
+    def save_then_die(*args):
+        save(*args)
+        raise RuntimeError("killed after the first checkpoint")
+
+    monkeypatch.setattr(hetnet_module, "_save_checkpoint", save_then_die)
+    with pytest.raises(RuntimeError, match="killed"):
+        invoke("run", *common, "--run-dir", str(tmp_path / "hetnet-killed"))
+    monkeypatch.setattr(hetnet_module, "_save_checkpoint", save)
+    run_id = json.loads((tmp_path / "hetnet-killed" / "config.json").read_text())["run_id"]
+    assert run_row(lab.store, run_id)["status"] == "failed"
+    code, out, err = invoke("run", "--resume", str(tmp_path / "hetnet-killed"), "--store", str(lab.store), "--json")
+    assert code == 0, err
+    assert last_json(out)["episodes"] == 3
+    assert [m["episode"] for m in metric_lines(tmp_path / "hetnet-killed")] == [1, 2, 3]
+    a = torch.load(tmp_path / "hetnet-straight" / "policy.pt", weights_only=False)["state"]
+    b = torch.load(tmp_path / "hetnet-killed" / "policy.pt", weights_only=False)["state"]
+    for part in ("q_network", "actor"):
+        assert a[part].keys() == b[part].keys()
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    assert run_row(lab.store, run_id)["status"] == "finished"
+
+
 # --- bad input ---------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, says", [

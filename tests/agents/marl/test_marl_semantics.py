@@ -188,3 +188,46 @@ def test_bad_inputs_are_clear_errors():
         MADDQNDMADDPGPolicy(4, 4).act(_observation())
     with pytest.raises(ValueError, match="reward must be 'eq10' or 'throughput'"):
         MADDQNDMADDPGConfig(reward="sum")
+
+
+def _same(a, b) -> bool:
+    """Exact equality of nested state dicts (tensors bit for bit)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def test_training_resumed_from_a_checkpoint_continues_bit_identically(tmp_path):
+    """A 4-episode run killed after its second episode (checkpoint: learner state and history through torch.save),
+    then resumed by a fresh learner: the same returns, weights, replay memory and generator state as the run that
+    was never interrupted."""
+    from agents.marl import train
+
+    small = MADDQNDMADDPGConfig(learning_starts=4, batch_size=4)
+    straight = MADDQNDMADDPG(CONFIG, small, seed=3)
+    full = train(straight, CONFIG, 4, 2, seed=5, stop_window=0)
+
+    killed = MADDQNDMADDPG(CONFIG, small, seed=3)
+
+    def checkpoint_then_die(episode: int, history) -> None:
+        torch.save({"learner": killed.state_dict(), "history": history}, tmp_path / "checkpoint.pt")
+        if episode == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(killed, CONFIG, 4, 2, seed=5, stop_window=0, on_episode=checkpoint_then_die)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert len(saved["history"].returns) == 2
+    resumed = MADDQNDMADDPG(CONFIG, small, seed=99)           # another init: everything must come from the file
+    resumed.load_state_dict(saved["learner"])
+    history = train(resumed, CONFIG, 4, 2, seed=5, stop_window=0, history=saved["history"])
+    assert history.returns == full.returns and history.slots == full.slots
+    for name in ("q_network", "actor", "aggregation", "critics", "actor_target", "q_optimizer"):
+        assert _same(getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()), name
+    assert torch.equal(straight.replay.observation, resumed.replay.observation)
+    assert straight.updates == resumed.updates
+    assert torch.equal(straight.generator.get_state(), resumed.generator.get_state())
