@@ -203,6 +203,25 @@ def _sinr_summary(pairs: list[tuple[float, float]]) -> dict[str, float] | None:
             "median_abs_error_db": sorted(abs(e) for e in errors)[len(errors) // 2]}
 
 
+def sinr_scatter(path: Path, pairs: list[tuple[float, float]], xlabel: str, title: str) -> None:
+    """PNG of measured SINR against a prediction (dB), with the diagonal: ``pairs`` are (predicted, measured)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([p for p, _ in pairs], [m for _, m in pairs], ".", ms=3, alpha=0.5)
+    low, high = min(min(p, m) for p, m in pairs), max(max(p, m) for p, m in pairs)
+    ax.plot([low, high], [low, high], color="grey", lw=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("measured SINR (dB)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def _report(run_dir: Path, summary: dict[str, Any], calibration: dict[str, Any] | None,
             sinr_pairs: list[tuple[float, float]] | None = None) -> Path:
     import html
@@ -241,17 +260,7 @@ def _report(run_dir: Path, summary: dict[str, Any], calibration: dict[str, Any] 
         plt.close(fig)
         figures.append(("phi.png", "Running phi estimate after each OTA episode (the twin is set to it)."))
     if sinr_pairs:
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        ax.plot([p for p, _ in sinr_pairs], [m for _, m in sinr_pairs], ".", ms=3, alpha=0.5)
-        low = min(min(p, m) for p, m in sinr_pairs)
-        high = max(max(p, m) for p, m in sinr_pairs)
-        ax.plot([low, high], [low, high], color="grey", lw=0.8)
-        ax.set_xlabel("twin-predicted SINR (dB)")
-        ax.set_ylabel("measured SINR (dB)")
-        ax.set_title("over-the-air link-slots")
-        fig.tight_layout()
-        fig.savefig(run_dir / "sinr.png", dpi=90)
-        plt.close(fig)
+        sinr_scatter(run_dir / "sinr.png", sinr_pairs, "twin-predicted SINR (dB)", "over-the-air link-slots")
         figures.append(("sinr.png", "Each link-slot of the OTA training episodes: measured SINR against what the twin "
                                     "(phi = 0) predicted for it: the twin's fidelity on these radios."))
     evaluation = summary.get("evaluation") or {}

@@ -81,6 +81,8 @@ def _hetnet_report(directory: Path, summary: dict[str, Any], history: list[dict[
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from testbed.cmd_run import sinr_scatter
+
     figures = []
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.plot([m["episode"] for m in history], [m["charts/return"] for m in history], ".-", ms=3)
@@ -110,16 +112,7 @@ def _hetnet_report(directory: Path, summary: dict[str, Any], history: list[dict[
     pairs = [(r["predicted_sinr_db"], r["sinr_db"]) for r in records
              if r["sinr_db"] is not None and r["predicted_sinr_db"] is not None and math.isfinite(r["sinr_db"])]
     if pairs:
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        ax.plot([p for p, _ in pairs], [m for _, m in pairs], ".", ms=3, alpha=0.5)
-        low, high = min(min(p) for p in pairs), max(max(p) for p in pairs)
-        ax.plot([low, high], [low, high], color="grey", lw=0.8)
-        ax.set_xlabel("predicted SINR (dB)")
-        ax.set_ylabel("measured SINR (dB)")
-        ax.set_title("over-the-air UE-slots")
-        fig.tight_layout()
-        fig.savefig(directory / "sinr.png", dpi=90)
-        plt.close(fig)
+        sinr_scatter(directory / "sinr.png", pairs, "predicted SINR (dB)", "over-the-air UE-slots")
         figures.append(("sinr.png", "Every UE-slot played: measured SINR against the calibrated model's prediction for "
                                     "the rendering (the twin's SINR as rendered, with the round's leakage and "
                                     "distortion)."))

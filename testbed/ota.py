@@ -31,13 +31,13 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from radio.base import Radio
-from radio.ofdm import Link, SlotPlan, numerology, run_slot
+from radio.ofdm import Link, SlotPlan, SlotReport, numerology, run_slot
 from radio.ofdm.link import configure_radios
 from twin.config import CODE_RATES, MODULATION_NAMES, DTNConfig
 from twin.link import SinrTerms, colocated_interference, link_rate_mbps, modulation_order_tensor
 from twin.network import LinkAdaptationNetwork, SlotOutcome, evaluate_slot
 
-__all__ = ["OtaInterrupted", "OtaNetwork"]
+__all__ = ["OtaInterrupted", "OtaNetwork", "RadioSlots"]
 
 
 
@@ -45,7 +45,64 @@ class OtaInterrupted(RuntimeError):
     """The operator asked to stop; raised between two slots, with every transmitter stopped."""
 
 
-class OtaNetwork(LinkAdaptationNetwork):
+class RadioSlots:
+    """The radio side every over-the-air runner shares: the AP radios transmit their links' slot plans cyclically
+    and the one device radio receives and measures them all. A runner calls :meth:`_attach` once, then
+    :meth:`play` per OFDM slot and :meth:`close` when done."""
+
+    def _attach(self, radios: Mapping[str, Radio], ap_radios: Sequence[str], device_radio: str,
+                numerology_name: str, lo_hz: float, min_power_db: float) -> None:
+        missing = [n for n in list(ap_radios) + [device_radio] if n not in radios]
+        if missing:
+            raise ValueError(f"radios {missing} are not open; open: {sorted(radios)}")
+        if device_radio in ap_radios:
+            raise ValueError(f"the device radio {device_radio!r} cannot also be an AP radio")
+        if not ap_radios:
+            raise ValueError("at least one AP radio is needed")
+        self.radios = dict(radios)
+        self.ap_radios = list(ap_radios)
+        self.device_radio = device_radio
+        self.numerology = numerology(numerology_name)
+        self.lo_hz = lo_hz
+        self.min_power_db = min_power_db
+        self._configured = False
+
+    def _plan(self, links: list[Link], tx_id: int, slot_index: int) -> SlotPlan:
+        if not links:
+            links = [Link("idle", (0,), power_db=self.min_power_db)]
+        return SlotPlan(self.numerology, tuple(links), tx_id=tx_id, payload_seed=slot_index + 1)
+
+    def _configure(self) -> None:
+        plans = [(self.radios[name], self._plan([], i, 0)) for i, name in enumerate(self.ap_radios)]
+        configure_radios(plans, self.radios[self.device_radio], lo_hz=self.lo_hz)
+        self._configured = True
+
+    def play(self, per_radio: Mapping[str, list[Link]], slot_index: int) -> list[SlotReport]:
+        """Transmit OFDM slot ``slot_index`` with every AP radio's ``per_radio`` links (a radio without links stops)
+        and measure them at the device radio; returns the reports of the radios that transmitted (none: [])."""
+        if not self._configured:
+            self._configure()
+        transmitters = []
+        for i, name in enumerate(self.ap_radios):
+            if per_radio.get(name):
+                transmitters.append((self.radios[name], self._plan(per_radio[name], i, slot_index)))
+            else:
+                self.radios[name].stop_transmit()
+        if not transmitters:
+            return []
+        reports, _clipped = run_slot(transmitters, self.radios[self.device_radio], slot_index)
+        return reports
+
+    def close(self) -> None:
+        """Stop every AP radio's transmission."""
+        for name in self.ap_radios:
+            try:
+                self.radios[name].stop_transmit()
+            except Exception:  # noqa: BLE001 - stopping is best effort on a radio that is already gone
+                pass
+
+
+class OtaNetwork(RadioSlots, LinkAdaptationNetwork):
     """A :class:`~twin.network.PhysicalNetwork` whose slots are played over radios (batch size 1).
 
     Args:
@@ -71,20 +128,10 @@ class OtaNetwork(LinkAdaptationNetwork):
         if config.num_rrbs * rbs_per_rrb > num.n_rb:
             raise ValueError(f"{config.num_rrbs} RRBs x {rbs_per_rrb} RBs do not fit the {num.n_rb} RBs of "
                              f"{numerology_name}; allowed: num_rrbs * rbs_per_rrb <= {num.n_rb}")
-        missing = [n for n in list(ap_radios) + [device_radio] if n not in radios]
-        if missing:
-            raise ValueError(f"radios {missing} are not open; open: {sorted(radios)}")
-        if device_radio in ap_radios:
-            raise ValueError(f"the device radio {device_radio!r} cannot also be an AP radio")
-        self.radios = dict(radios)
-        self.ap_radios = list(ap_radios)
-        self.device_radio = device_radio
+        self._attach(radios, ap_radios, device_radio, numerology_name, lo_hz, min_power_db)
         self.snr_ref_db = {k: float(v) for k, v in snr_ref_db.items()}
-        self.numerology = num
         self.rbs_per_rrb = rbs_per_rrb
-        self.lo_hz = lo_hz
         self.max_power_db = max_power_db
-        self.min_power_db = min_power_db
         self.should_stop = should_stop
         self.phi_memory = phi_memory
         self._model_config = config.with_updates(phi_aci=0.0, phi_hwi=0.0)
@@ -97,20 +144,9 @@ class OtaNetwork(LinkAdaptationNetwork):
         """Per scheduled link and slot since the last :meth:`drain`: state, action, reward, next state, measured."""
         self.kpms: list[dict[str, Any]] = []
         """Per slot: ``ota/sinr_db``, ``ota/evm``, ``ota/bler`` means over the slot's links."""
-        self._configured = False
         self._last_measured: dict[int, dict[str, Any]] = {}
 
     # --- radios ----------------------------------------------------------------------------------------------
-    def _configure(self) -> None:
-        plans = [(self.radios[name], self._plan([], i)) for i, name in enumerate(self.ap_radios)]
-        configure_radios(plans, self.radios[self.device_radio], lo_hz=self.lo_hz)
-        self._configured = True
-
-    def _plan(self, links: list[Link], tx_id: int) -> SlotPlan:
-        if not links:
-            links = [Link("idle", (0,), power_db=self.min_power_db)]
-        return SlotPlan(self.numerology, tuple(links), tx_id=tx_id, payload_seed=self._slot_counter + 1)
-
     def probe(self) -> bool:
         """Whether every radio answers again (a short receive on each); the next slot reconfigures them."""
         try:
@@ -120,14 +156,6 @@ class OtaNetwork(LinkAdaptationNetwork):
             return False
         self._configured = False
         return True
-
-    def close(self) -> None:
-        """Stop every AP radio's transmission."""
-        for name in self.ap_radios:
-            try:
-                self.radios[name].stop_transmit()
-            except Exception:  # noqa: BLE001 - stopping is best effort on a radio that is already gone
-                pass
 
     # --- episodes ----------------------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> torch.Tensor:
@@ -190,8 +218,6 @@ class OtaNetwork(LinkAdaptationNetwork):
     # --- one slot over the air -----------------------------------------------------------------------------------
     def _play_slot(self, power_w: torch.Tensor, modulation_index: torch.Tensor,
                    code_rate_index: torch.Tensor) -> SlotOutcome:
-        if not self._configured:
-            self._configure()
         cfg = self.config
         state = self.network_state()
         model = evaluate_slot(state._replace(config=self._model_config), power_w, modulation_index, code_rate_index)
@@ -213,26 +239,18 @@ class OtaNetwork(LinkAdaptationNetwork):
                 str(n), tuple(range(r * self.rbs_per_rrb, (r + 1) * self.rbs_per_rrb)),
                 MODULATION_NAMES[int(modulation_index[0, n])].lower(),
                 Fraction(CODE_RATES[int(code_rate_index[0, n])]).limit_denominator(8), level))
-        transmitters = []
-        for i, name in enumerate(self.ap_radios):
-            if per_radio[name]:
-                transmitters.append((self.radios[name], self._plan(per_radio[name], i)))
-            else:
-                self.radios[name].stop_transmit()
         sinr = torch.zeros_like(power_w)
         per = torch.ones_like(power_w)
         self._last_measured: dict[int, dict[str, Any]] = {}
-        if transmitters:
-            reports, _clipped = run_slot(transmitters, self.radios[self.device_radio], self._slot_counter)
-            for rep in reports:
-                for lr in rep.links:
-                    n = int(lr.link_id)
-                    sinr[0, n] = 10 ** (lr.sinr_db / 10) if math.isfinite(lr.sinr_db) else 0.0
-                    per[0, n] = 1.0 - lr.blocks_ok / max(lr.n_blocks, 1)
-                    twin_sinr = float(model.terms.sinr[0, n])
-                    self._last_measured[n] = {"sinr_db": lr.sinr_db, "evm": lr.evm, "bler": lr.bler,
-                                              "delivered_bits": lr.delivered_bits, "capped": capped[n],
-                                              "twin_sinr_db": 10 * math.log10(twin_sinr) if twin_sinr > 0 else None}
+        for rep in self.play(per_radio, self._slot_counter):
+            for lr in rep.links:
+                n = int(lr.link_id)
+                sinr[0, n] = 10 ** (lr.sinr_db / 10) if math.isfinite(lr.sinr_db) else 0.0
+                per[0, n] = 1.0 - lr.blocks_ok / max(lr.n_blocks, 1)
+                twin_sinr = float(model.terms.sinr[0, n])
+                self._last_measured[n] = {"sinr_db": lr.sinr_db, "evm": lr.evm, "bler": lr.bler,
+                                          "delivered_bits": lr.delivered_bits, "capped": capped[n],
+                                          "twin_sinr_db": 10 * math.log10(twin_sinr) if twin_sinr > 0 else None}
         self._slot_counter += 1
         active = rrb.unsqueeze(0) >= 0
         order = modulation_order_tensor(modulation_index)

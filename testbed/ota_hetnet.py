@@ -39,12 +39,11 @@ import torch
 
 from agents.policy import Policy
 from radio.base import Radio
-from radio.ofdm import Link, SlotPlan, numerology, run_slot
-from radio.ofdm.link import configure_radios
+from radio.ofdm import Link, numerology
 from twin.config import CODE_RATES, MODULATION_NAMES, MODULATION_ORDERS, DTNConfig
 from twin.hetnet import HetNetAction, HetNetConfig, HetNetStep, HetNetwork, hetnet_rates
 from twin.link import colocated_interference, packet_error_rate
-from testbed.ota import OtaInterrupted
+from testbed.ota import OtaInterrupted, RadioSlots
 
 __all__ = ["HetNetOta", "choose_mcs", "evaluate_over_the_air", "predict_round_sinr", "rounds"]
 
@@ -118,7 +117,7 @@ def rounds(block: Sequence[int], association: Sequence[int], active: Sequence[bo
     return [[ues[r] for _, ues in sorted(per_block.items()) if r < len(ues)] for r in range(depth)]
 
 
-class HetNetOta:
+class HetNetOta(RadioSlots):
     """A HetNet (batch size 1) whose slots are played over radios; the twin supplies mobility and channels.
 
     Args:
@@ -133,7 +132,6 @@ class HetNetOta:
         lo_hz: carrier frequency (Hz).
         max_power_db, min_power_db: range of a link's digital power (dB re the slot's full power per RE).
         should_stop: polled after every slot; True stops (:class:`testbed.ota.OtaInterrupted`).
-        seed: seed of the twin's deployments when :meth:`reset` gets none.
     """
 
     def __init__(self, config: HetNetConfig, link_model: DTNConfig, radios: Mapping[str, Radio],
@@ -151,55 +149,24 @@ class HetNetOta:
         if config.noma or config.traffic != "bitstream":
             raise ValueError(f"noma={config.noma}, traffic={config.traffic!r}: over the air the HetNet is played with "
                              f"OMA time sharing and full buffers; allowed: noma=False, traffic='bitstream'")
-        missing = [n for n in list(ap_radios) + [device_radio] if n not in radios]
-        if missing:
-            raise ValueError(f"radios {missing} are not open; open: {sorted(radios)}")
-        if device_radio in ap_radios:
-            raise ValueError(f"the device radio {device_radio!r} cannot also be an AP radio")
-        if not ap_radios:
-            raise ValueError("at least one AP radio is needed")
         self.config = config
         self.link_model = link_model
         self.network = HetNetwork(config, batch_size=1, dtype=torch.float64)
-        self.radios = dict(radios)
-        self.ap_radios = list(ap_radios)
-        self.device_radio = device_radio
+        self._attach(radios, ap_radios, device_radio, numerology_name, lo_hz, min_power_db)
         self.snr_ref_db = {k: float(snr_ref_db[k]) for k in self.ap_radios}
-        self.numerology = num
         self.rbs_per_block = int(rbs_per_block)
-        self.lo_hz = lo_hz
         self.max_power_db = max_power_db
-        self.min_power_db = min_power_db
         self.should_stop = should_stop
         self.records: list[dict[str, Any]] = []
         """Per UE and slot since the last :meth:`drain`: decisions, the twin's SINR, the rendered SNR, the MCS, what
         was measured and the throughput credited."""
         self.ofdm_slots = 0
         """OFDM slots played (rounds of all twin slots)."""
-        self._configured = False
 
     # --- radios ---------------------------------------------------------------------------------------------
     def radio_of(self, bs: int) -> str:
         """The AP radio that carries BS ``bs``."""
         return self.ap_radios[bs % len(self.ap_radios)]
-
-    def _plan(self, links: list[Link], tx_id: int) -> SlotPlan:
-        if not links:
-            links = [Link("idle", (0,), power_db=self.min_power_db)]
-        return SlotPlan(self.numerology, tuple(links), tx_id=tx_id, payload_seed=self.ofdm_slots + 1)
-
-    def _configure(self) -> None:
-        plans = [(self.radios[name], self._plan([], i)) for i, name in enumerate(self.ap_radios)]
-        configure_radios(plans, self.radios[self.device_radio], lo_hz=self.lo_hz)
-        self._configured = True
-
-    def close(self) -> None:
-        """Stop every AP radio's transmission."""
-        for name in self.ap_radios:
-            try:
-                self.radios[name].stop_transmit()
-            except Exception:  # noqa: BLE001 - stopping is best effort on a radio that is already gone
-                pass
 
     # --- episodes -------------------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> torch.Tensor:
@@ -218,8 +185,6 @@ class HetNetOta:
     def step(self, action: HetNetAction) -> HetNetStep:
         """Play one twin slot over the air; returns the twin's step with measured throughputs, rewards and metrics
         (``info`` adds ``twin_sum_throughput_mbps``, the twin's Shannon throughput for the same decisions)."""
-        if not self._configured:
-            self._configure()
         cfg = self.config
         net = self.network
         association = action.association.to(torch.int64).reshape(1, -1)
@@ -309,13 +274,7 @@ class HetNetOta:
                     str(n), tuple(range(c * self.rbs_per_block, (c + 1) * self.rbs_per_block)),
                     MODULATION_NAMES[int(modulation[n])].lower(),
                     Fraction(CODE_RATES[int(code_rate[n])]).limit_denominator(8), levels[n]))
-            transmitters = []
-            for i, name in enumerate(self.ap_radios):
-                if per_radio[name]:
-                    transmitters.append((self.radios[name], self._plan(per_radio[name], i)))
-                else:
-                    self.radios[name].stop_transmit()
-            reports, _clipped = run_slot(transmitters, self.radios[self.device_radio], self.ofdm_slots)
+            reports = self.play(per_radio, self.ofdm_slots)
             self.ofdm_slots += 1
             for rep in reports:
                 for lr in rep.links:
