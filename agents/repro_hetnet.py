@@ -620,9 +620,8 @@ def render_markdown(outcome: Mapping[str, Any], summary: Mapping[str, Any], figu
         "",
         f"Regenerate with `{command}` (profile `{profile.name}`: {len(outcome['jobs'])} jobs"
         + (f", {outcome['reused']} of them kept from earlier calls" if outcome.get("reused") else "")
-        + f", {outcome.get('total_seconds', outcome['seconds']) / 60:.1f} min wall clock in all with {profile.workers} worker processes of one "
-        f"thread each, "
-        f"{train_hours:.2f} CPU-hours of training). `--only KEY` runs one experiment "
+        + f", {outcome.get('total_seconds', outcome['seconds']) / 60:.1f} min wall clock in all, "
+        f"{train_hours:.2f} CPU-hours of training runs of one thread each). `--only KEY` runs one experiment "
         f"({', '.join(EXPERIMENTS)}) and keeps the saved jobs of the others.",
         "",
         f"Setting: `twin.HetNetwork`, one MBS + K = {config.num_small_cells} SBSs, N = {config.num_ues} UEs (half static "
