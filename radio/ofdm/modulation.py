@@ -52,15 +52,25 @@ def _scale(m: int) -> float:
 
 
 @lru_cache(maxsize=None)
+def _points(modulation: str) -> np.ndarray:
+    """complex64 ``[2**m]``: the point of each label (MSB = first bit), unit mean energy."""
+    m = bits_per_symbol(modulation)
+    if m == 1:
+        return np.array([1.0, -1.0], dtype=np.complex64)
+    half = m // 2
+    levels, _ = pam_levels(half)
+    label = np.arange(2 ** m)
+    # Bits 0, 2, 4, ... of a label select the in-phase level, bits 1, 3, 5, ... the quadrature one (MSB first).
+    i_idx = sum(((label >> (m - 1 - 2 * j)) & 1) << (half - 1 - j) for j in range(half))
+    q_idx = sum(((label >> (m - 2 - 2 * j)) & 1) << (half - 1 - j) for j in range(half))
+    return ((levels[i_idx] + 1j * levels[q_idx]) / _scale(m)).astype(np.complex64)
+
+
+@lru_cache(maxsize=None)
 def constellation(modulation: str) -> np.ndarray:
     """All points of ``modulation`` (complex128, shape ``[2**m]``, unit mean energy); point ``i`` has the label
     whose binary representation (MSB = first bit) is ``i``."""
-    m = bits_per_symbol(modulation)
-    if m == 1:
-        return np.array([1.0, -1.0], dtype=np.complex128)
-    idx = np.arange(2 ** m)
-    bits = (idx[:, None] >> (m - 1 - np.arange(m))[None, :]) & 1
-    return map_bits(bits.reshape(-1).astype(np.uint8), modulation).astype(np.complex128)
+    return _points(modulation).astype(np.complex128)
 
 
 def map_bits(bits: np.ndarray, modulation: str) -> np.ndarray:
@@ -69,32 +79,41 @@ def map_bits(bits: np.ndarray, modulation: str) -> np.ndarray:
     ``bits``: uint8 (0/1), shape ``[n * m]``. Returns complex64, shape ``[n]``, unit mean energy.
     """
     m = bits_per_symbol(modulation)
-    b = np.asarray(bits, dtype=np.int64).reshape(-1, m)
-    if m == 1:
-        return (1 - 2 * b[:, 0]).astype(np.complex64)
-    half = m // 2
-    weights = 1 << np.arange(half - 1, -1, -1)
-    levels, _ = pam_levels(half)
-    i_idx = b[:, 0::2] @ weights
-    q_idx = b[:, 1::2] @ weights
-    return ((levels[i_idx] + 1j * levels[q_idx]) / _scale(m)).astype(np.complex64)
+    # Each symbol's m bits packed MSB first into one byte (m <= 8): its label.
+    labels = np.packbits(np.asarray(bits, dtype=np.uint8).reshape(-1, m), axis=1)[:, 0] >> (8 - m)
+    return _points(modulation)[labels]
+
+
+@lru_cache(maxsize=None)
+def _bit_partition(bits_per_dimension: int) -> np.ndarray:
+    """int64 ``[2**(b-1), b, 2]``: for each bit of a Gray-PAM label, the levels where it is 1 (``[..., 0]``) and 0
+    (``[..., 1]``), in level order along the first axis."""
+    _, labels = pam_levels(bits_per_dimension)
+    return np.stack([np.stack([np.nonzero(labels[:, j] == 1)[0], np.nonzero(labels[:, j] == 0)[0]], axis=1)
+                     for j in range(bits_per_dimension)], axis=1)
 
 
 def _pam_llr(y: np.ndarray, noise_var_dim: np.ndarray, b: int, scale: float) -> np.ndarray:
     """Exact APP LLRs of one Gray-PAM dimension: y float (n,), noise variance per dimension (n,) -> (n, b)."""
-    levels, labels = pam_levels(b)
-    pts = levels / scale
-    metric = -((y[:, None] - pts[None, :]) ** 2) / (2.0 * noise_var_dim[:, None])
-    out = np.empty((y.size, b))
-    for j in range(b):
-        ones = labels[:, j] == 1
-        out[:, j] = _logsumexp(metric[:, ones]) - _logsumexp(metric[:, ~ones])
-    return out
-
-
-def _logsumexp(a: np.ndarray) -> np.ndarray:
-    mx = a.max(axis=1)
-    return mx + np.log(np.exp(a - mx[:, None]).sum(axis=1))
+    levels, _ = pam_levels(b)
+    # Every bit's two log-sum-exps at once, each over its own half of the levels with its own maximum. The
+    # levels run along the first axis and the symbols along the last, so every step is a long whole-array loop.
+    pts = (levels / scale)[_bit_partition(b)]  # [2**(b-1), b, 2]
+    metric = y - pts[..., None]  # [2**(b-1), b, 2, n]
+    np.square(metric, out=metric)
+    np.divide(metric, -2.0 * noise_var_dim, out=metric)
+    mx = metric.max(axis=0)
+    metric -= mx
+    # exp below -708 returns subnormals on a slow path (ten times slower); a term under e^-700 next to the
+    # maximum's e^0 = 1 leaves the sum unchanged to the last bit, so clipping there is exact.
+    np.maximum(metric, -700.0, out=metric)
+    np.exp(metric, out=metric)
+    total = metric[0]
+    for term in metric[1:]:
+        total += term
+    lse = np.log(total, out=total)
+    lse += mx
+    return (lse[:, 0] - lse[:, 1]).T
 
 
 def demap_llr(symbols: np.ndarray, noise_var: np.ndarray | float, modulation: str) -> np.ndarray:

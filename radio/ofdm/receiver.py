@@ -46,17 +46,20 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.fft
 import scipy.linalg
-import scipy.signal
 
 from radio.ofdm.fec import decode_groups, encode_blocks
-from radio.ofdm.modulation import bits_per_symbol, demap_llr, map_bits
+from radio.ofdm.modulation import bits_per_symbol, demap_llr
 from radio.ofdm.slot import (
-    DMRS_SYMBOLS, PREAMBLE_SYMBOL, REFERENCE_SYMBOLS, SYMBOLS_PER_SLOT, SlotGeometry, SlotPlan, TxSlot, _filler_bits,
+    DMRS_SYMBOLS, PREAMBLE_SYMBOL, REFERENCE_SYMBOLS, SYMBOLS_PER_SLOT, SlotGeometry, SlotPlan, TxSlot, _data_symbols,
     geometry, payload_bits,
 )
 
 RIDGE = 1e-5
 """Ridge weight of the delay-domain channel fit, relative to the total pilot weight."""
+
+DENSE_FIT_ENTRIES = 1 << 17
+"""Size (links x pilots x delays) up to which the channel fit evaluates its delay model with dense matrices;
+wider links use DFTs of the taps, which cost less there."""
 
 MAX_SCO_PPM = 60.0
 """Largest sample-clock offset the delay-drift search covers (ppm)."""
@@ -219,28 +222,34 @@ def _store(cache: dict, key: Any, value: Any, limit: int = 64) -> None:
     cache[key] = value
 
 
-def _band_filter(x: np.ndarray, plan: SlotPlan) -> np.ndarray:
-    """Keep only the plan's own RBs, 2 subcarriers of margin (brick-wall over the whole buffer), so a stronger
-    transmitter on other RBs cannot lend the preamble correlation false peaks."""
+def _band_drop(plan: SlotPlan, size: int) -> np.ndarray:
+    """int64 indices of the bins of a ``size``-point DFT outside the plan's own RBs (2 subcarriers of margin):
+    zeroing them is a brick-wall band filter over the whole buffer, so a stronger transmitter on other RBs cannot
+    lend the preamble correlation false peaks."""
     geo = geometry(plan)
-    n = geo.fft_size
-    size = scipy.fft.next_fast_len(x.size)
-    spectrum = scipy.fft.fft(x, size)
     key = ("band", size)
     drop = geo.derived.get(key)
     if drop is None:
         keep = np.zeros(size, dtype=bool)
-        freq = np.fft.fftfreq(size) * n  # in subcarrier units
-        edges = []
+        freq = np.fft.fftfreq(size) * geo.fft_size  # in subcarrier units
         for res in geo.links:
             for rb in res.signed_bins.reshape(-1, 12):
-                edges.append((rb.min() - 2.0, rb.max() + 2.0))
-        for lo, hi in edges:
-            keep |= (freq >= lo) & (freq <= hi)
+                keep |= (freq >= rb.min() - 2.0) & (freq <= rb.max() + 2.0)
         drop = np.nonzero(~keep)[0]
         _store(geo.derived, key, drop, limit=8)
-    spectrum[drop] = 0
-    return scipy.fft.ifft(spectrum)[: x.size]
+    return drop
+
+
+def _template_spectrum(plan: SlotPlan, template: np.ndarray, hyp: int, size: int) -> np.ndarray:
+    """complex128 ``[size]``: conjugate ``size``-point DFT of ``template`` (complex ``[N/2]``, the preamble half
+    shifted by ``hyp`` subcarriers); its product with a buffer's DFT is the buffer's correlation with the template."""
+    geo = geometry(plan)
+    key = ("template", size, hyp, tuple(link.gain for link in plan.links))
+    spectrum = geo.derived.get(key)
+    if spectrum is None:
+        spectrum = np.conj(scipy.fft.fft(template, size))
+        _store(geo.derived, key, spectrum, limit=16)
+    return spectrum
 
 
 def _backoff(plan: SlotPlan) -> int:
@@ -298,16 +307,23 @@ def synchronise(samples: np.ndarray, plan: SlotPlan, *, max_cfo_scs: float = 1.0
     while m - 1 < max_cfo_scs:
         hyps += [m, -m]
         m += 2
-    # Integer hypotheses move the signal's band: filter wide enough for all of them.
-    x = _band_filter(raw, plan) if len(hyps) == 1 else raw
-    energy = np.concatenate([[0.0], np.cumsum(np.abs(x) ** 2)])
+    # One DFT of the buffer serves every hypothesis' correlation (circular over ``size``, which no index used
+    # below reaches around) and, for one hypothesis, the band filter; integer hypotheses move the signal's band, so
+    # they correlate the unfiltered buffer.
+    size = scipy.fft.next_fast_len(raw.size)
+    spectrum = scipy.fft.fft(raw, size)
+    if len(hyps) == 1:
+        spectrum[_band_drop(plan, size)] = 0
+        x = scipy.fft.ifft(spectrum)[: raw.size]
+    else:
+        x = raw
     candidates = []
+    t = np.arange(cp0, last + cp0 + 1)
     tn = np.arange(half)
     for hyp in hyps:
         template = body * np.exp(2j * np.pi * hyp * tn / n)
-        c = scipy.signal.fftconvolve(x[: last + cp0 + n], np.conj(template[::-1]), mode="valid")
         # c[t] = sum_i x[t + i] conj(template[i]); the useful part starts at slot start + cp0
-        t = np.arange(cp0, last + cp0 + 1)
+        c = scipy.fft.ifft(spectrum * _template_spectrum(plan, template, hyp, size))
         metric = np.abs(c[t]) + np.abs(c[t + half])
         i = int(np.argmax(metric))
         # The phase from the unfiltered buffer: the filter edges would bias it.
@@ -321,7 +337,7 @@ def synchronise(samples: np.ndarray, plan: SlotPlan, *, max_cfo_scs: float = 1.0
         peak, t_useful, cfo = max(candidates, key=lambda c: _pilot_score(raw, plan, c[1] - cp0, c[2]))
     else:
         peak, t_useful, cfo = candidates[0]
-    e = energy[t_useful + n] - energy[t_useful]
+    e = float(np.sum(np.abs(x[t_useful:t_useful + n]) ** 2))
     norm = math.sqrt(max(e, 1e-30) * np.sum(np.abs(body) ** 2) * 2.0)
     return SyncResult(start=t_useful - cp0, cfo_hz=float(cfo), metric=float(min(peak / norm, 1.0)))
 
@@ -340,8 +356,9 @@ def _window_candidates(max_w: int) -> list[int]:
 
 
 @lru_cache(maxsize=512)
-def _fit_operator(n_fft: int, w: int, weights_bytes: bytes, bins_bytes: bytes):
-    """Cholesky factor of the weighted ridge normal matrix and the hat-matrix trace of one pilot set/window."""
+def _fit_operator(n_fft: int, w: int, weights_bytes: bytes, bins_bytes: bytes) -> tuple[np.ndarray, float]:
+    """Inverse of the weighted ridge normal matrix (complex128 ``[2w+1, 2w+1]``, delays ``-w..w``) and the
+    hat-matrix trace of one pilot set and window."""
     bins = np.frombuffer(bins_bytes, dtype=np.int64)
     wts = np.frombuffer(weights_bytes, dtype=np.float64)
     d = np.arange(-w, w + 1)
@@ -353,191 +370,304 @@ def _fit_operator(n_fft: int, w: int, weights_bytes: bytes, bins_bytes: bytes):
     a = gram + lam * np.eye(d.size)
     chol = scipy.linalg.cho_factor(a, lower=True)
     trace = float(np.real(np.trace(scipy.linalg.cho_solve(chol, gram))))
-    return chol, trace
-
-
-_ZPOTRS = scipy.linalg.get_lapack_funcs(("potrs",), (np.zeros((1, 1), np.complex128),))[0]
-
-
-def _cho_solve(chol: tuple[np.ndarray, bool], b: np.ndarray) -> np.ndarray:
-    """``scipy.linalg.cho_solve`` without its input checks (the factor is ours and finite): LAPACK potrs."""
-    c, lower = chol
-    potrs = _ZPOTRS if c.dtype == np.complex128 and b.dtype == np.complex128 else \
-        scipy.linalg.get_lapack_funcs(("potrs",), (c, b))[0]
-    x, info = potrs(c, b, lower=lower, overwrite_b=True)
-    if info != 0:
-        raise ValueError(f"illegal value in {-info}th argument of internal potrs")
-    return x
+    return scipy.linalg.cho_solve(chol, np.eye(d.size, dtype=np.complex128)), trace
 
 
 @dataclass
-class _LinkChannel:
-    """One link's channel estimate in one slot."""
+class _ChannelEstimate:
+    """Every link's channel estimate in one slot (``L`` links, ``S`` subcarriers of the widest link)."""
 
     h: np.ndarray
-    """complex [14, nsc]: channel times the link gain, per symbol and subcarrier."""
-    sigma2: float
-    """Noise variance per RE from the pilot residuals."""
-    taps: int
-    """Delay taps of the frequency fit."""
+    """complex ``[L, 14, S]``: channel times the link gain, per symbol and subcarrier (beyond a link's own
+    subcarriers: padding, not zero)."""
+    sigma2: np.ndarray
+    """float ``[L]``: noise variance per RE from the pilot residuals."""
+    taps: np.ndarray
+    """int64 ``[L]``: delay taps of the frequency fit."""
     tau: np.ndarray
-    """float [14]: delay (samples) of each symbol relative to the slot's middle (sample-clock drift)."""
-    phase_slope: float
-    """Common-phase drift (rad per symbol) over the reference symbols: residual CFO."""
-    n_pilots: int
-    """Pilots of the reference symbols."""
+    """float ``[L, 14]``: delay (samples) of each symbol relative to the slot's middle (sample-clock drift)."""
+    phase_slope: np.ndarray
+    """float ``[L]``: common-phase drift (rad per symbol) over the reference symbols: residual CFO."""
+    n_pilots: np.ndarray
+    """float ``[L]``: pilots of the reference symbols."""
 
 
-def _refine_peak(j: np.ndarray, grid: np.ndarray) -> float:
-    """The delay drift (samples per symbol, a sample-clock offset) maximising the drift objective ``j`` sampled on
-    ``grid``: ``sum over pairs of reference symbols |sum_k h_b(k) h_a(k)* exp(j 2 pi k d (l_b - l_a) / N)|`` over
-    the pilots common to both (the whole band's phase slope, far less noisy than neighbouring-pilot phase
-    differences), refined by a parabola through the grid maximum."""
-    i = int(np.argmax(j))
-    if 0 < i < grid.size - 1:
-        # Parabolic refinement around the grid maximum.
-        denom = j[i - 1] - 2 * j[i] + j[i + 1]
-        shift = 0.5 * (j[i - 1] - j[i + 1]) / denom if denom < 0 else 0.0
-        return float(grid[i] + shift * (grid[1] - grid[0]))
-    return float(grid[i])
+def _refine_peaks(j: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Per row of ``j`` (float ``[L, G]``, the drift objective sampled on ``grid`` float ``[G]``), the delay drift
+    (samples per symbol, a sample-clock offset) maximising it: ``sum over pairs of reference symbols
+    |sum_k h_b(k) h_a(k)* exp(j 2 pi k d (l_b - l_a) / N)|`` over the pilots common to both (the whole band's phase
+    slope, far less noisy than neighbouring-pilot phase differences), refined by a parabola through the grid
+    maximum. Returns float ``[L]``."""
+    i = np.argmax(j, axis=1)
+    rows = np.arange(j.shape[0])
+    lo = j[rows, np.maximum(i - 1, 0)]
+    mid = j[rows, i]
+    hi = j[rows, np.minimum(i + 1, grid.size - 1)]
+    denom = lo - 2 * mid + hi
+    # A maximum on the grid's edge, or a flat top, is not refined.
+    refine = (i > 0) & (i < grid.size - 1) & (denom < 0)
+    shift = np.where(refine, 0.5 * (lo - hi) / np.where(refine, denom, -1.0), 0.0)
+    return grid[i] + shift * (grid[1] - grid[0])
+
+
+def _phase_interpolation() -> np.ndarray:
+    """float ``[14, R]``: the common phase of every symbol as a linear function of those of the ``R`` reference
+    symbols: linear between them, continued along the last two after the last, held before the first."""
+    lr = np.array(REFERENCE_SYMBOLS, dtype=np.float64)
+    out = np.zeros((SYMBOLS_PER_SLOT, lr.size))
+    for s in range(SYMBOLS_PER_SLOT):
+        if s <= lr[0]:
+            out[s, 0] = 1.0
+            continue
+        i = min(int(np.searchsorted(lr, s, side="right")) - 1, lr.size - 2)
+        f = (s - lr[i]) / (lr[i + 1] - lr[i])
+        out[s, i], out[s, i + 1] = 1.0 - f, f
+    return out
+
+
+_PHASE_INTERPOLATION = _phase_interpolation()
+_SLOPE_ROW = np.linalg.pinv(np.vstack([np.ones(len(REFERENCE_SYMBOLS)), REFERENCE_SYMBOLS]).T)[1]
+"""float ``[R]``: least-squares slope (per symbol) of a line through values at the reference symbols."""
+_SYMBOL_FROM_MIDDLE = np.arange(SYMBOLS_PER_SLOT) - float(np.mean(REFERENCE_SYMBOLS))
+"""float ``[14]``: each symbol's distance (symbols) from the reference symbols' centre, where the drift is 0."""
 
 
 @dataclass
-class _LinkFit:
-    """Everything of one link's channel estimation that depends on its geometry alone (cached per link)."""
+class _PlanFit:
+    """Everything of a plan's channel estimation that depends on its geometry alone, every link's arrays padded to
+    common shapes so all links are estimated at once (cached per geometry).
 
+    Shapes: ``L`` links, ``R`` reference symbols, ``P`` pilots per reference symbol (the most any link has; fewer
+    are padded with zero weight), ``Q`` drift pairs and ``C`` pilots common to a pair (padded with zero rows),
+    ``G`` drift grid points, ``W`` window candidates, ``D = 2 w_max + 1`` delays ``-w_max..w_max``, ``S``
+    subcarriers (the most any link has).
+    """
+
+    re_gather: np.ndarray
+    """int64 ``[L, 14, S]``: flat index of each of the link's REs into the ``[14, N]`` DFT output (0 on padding)."""
     x_pilot: np.ndarray
-    """complex [14, nsc]: unit-gain pilot values, 0 elsewhere."""
-    refs: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
-    """Per reference symbol: (l, pilot mask row, signed bins k, pilot values, weights |x|^2)."""
-    pairs: list[tuple[int, int, np.ndarray, np.ndarray]]
-    """Delay-drift pairs of reference symbols: (index a, index b into refs, indices into a's and b's pilots)..."""
-    drift_mats: list[np.ndarray]
-    """... and per pair the matrix exp(j 2 pi d k (l_b - l_a) / N) over the drift grid."""
+    """complex ``[L, 14, S]``: unit-gain pilot values, 0 elsewhere."""
+    phase_mask: np.ndarray
+    """bool ``[L, 14, S]``: pilots outside the preamble (the per-symbol common phase comes from them)."""
+    data_mask: np.ndarray
+    """bool ``[L, 14, S]``: data REs."""
+    data_offsets: np.ndarray
+    """int64 ``[L + 1]``: where each link's data REs start in all links' data REs (in link order)."""
+    gather: np.ndarray
+    """int64 ``[L, R, P]``: flat index of each pilot into the ``[14, N]`` DFT output (0 on padding)."""
+    x: np.ndarray
+    """complex ``[L, R, P]``: pilot values (1 on padding)."""
+    valid: np.ndarray
+    """float ``[L, R, P]``: 1 on pilots, 0 on padding."""
+    k: np.ndarray
+    """float ``[L, R, P]``: signed subcarrier index of each pilot."""
+    wts: np.ndarray
+    """float ``[L, R*P]``: fit weight ``|x|^2`` of each pilot (0 on padding)."""
+    n_p: np.ndarray
+    """float ``[L]``: pilots of the reference symbols."""
+    pair_a: np.ndarray
+    """int64 ``[L, Q, C]``: index into the flattened ``[R*P]`` pilots of the earlier symbol of each drift pair..."""
+    pair_b: np.ndarray
+    """... and of the later one."""
+    drift_mats: np.ndarray
+    """complex ``[L, Q, G, C]``: ``exp(j 2 pi d k (l_b - l_a) / N)`` over the drift grid (0 on padding)."""
+    has_drift: np.ndarray
+    """bool ``[L]``: the link has drift pairs (else its drift is 0)."""
     grid: np.ndarray
-    k_all: np.ndarray
-    w_all: np.ndarray
-    k_mod: np.ndarray
+    """float ``[G]``: drift grid (samples per symbol)."""
+    windows: list[int]
+    """``w`` of each window candidate (each link has the first ones, as many as its pilot count allows)."""
+    inverses: list[np.ndarray]
+    """Per window candidate, complex ``[L, 2w+1, 2w+1]``: inverse ridge normal matrix (0 for a link without the
+    candidate)."""
+    traces: np.ndarray
+    """float ``[L, W]``: hat-matrix trace of each window candidate (1 on padding)."""
+    usable: np.ndarray
+    """bool ``[L, W]``: the candidate exists for the link."""
+    taps: np.ndarray
+    """int64 ``[L, W]``: delay taps ``2 w + 1`` of each candidate."""
+    delay_bins: np.ndarray
+    """int64 ``[D]``: DFT bin of each delay ``-w_max..w_max``."""
+    pilot_bins: np.ndarray
+    """int64 ``[L, R*P]``: DFT bin of each pilot (0 on padding)."""
+    sub_bins: np.ndarray
+    """int64 ``[L, S]``: DFT bin of every subcarrier of the link (0 on padding)."""
+    delays: np.ndarray | None
+    """complex ``[L, R*P, D]``: ``exp(-j 2 pi k d / N)`` at the pilots, for plans whose links are narrow enough
+    (:data:`DENSE_FIT_ENTRIES`); None otherwise, and the fit goes through DFTs of the taps instead..."""
+    correlators: np.ndarray | None
+    """... its complex conjugate..."""
+    sub_delays: np.ndarray | None
+    """... and complex ``[L, S, D]``, the same at every subcarrier of the link."""
     signed: np.ndarray
-    signed_mod: np.ndarray
-    candidates: list[int]
-    operators: list[tuple[Any, float]]
-    """Per candidate window: (Cholesky factor, hat trace)."""
+    """float ``[L, S]``: signed subcarrier index of every subcarrier of the link (0 on padding)."""
 
 
-def _link_fit(geo: SlotGeometry, res: Any, max_w: int, max_drift: float) -> _LinkFit:
-    key = ("fit", geo.fft_size, max_w, max_drift)
-    fit = res.derived.get(key)
+def _plan_fit(geo: SlotGeometry) -> _PlanFit:
+    """The geometry-only part of the channel estimation of every link of ``geo`` (cached in ``geo.derived``)."""
+    max_w = max(1, int(geo.cp.min()))
+    max_drift = MAX_SCO_PPM * 1e-6 * geo.slot_length / SYMBOLS_PER_SLOT
+    key = ("plan_fit", max_w, max_drift)
+    fit = geo.derived.get(key)
     if fit is not None:
         return fit
     n_fft = geo.fft_size
-    xp = np.where(res.pilot_mask, geo.pilots[:, res.bins], 0)
-    signed = res.signed_bins
-    refs = []
-    for l in REFERENCE_SYMBOLS:
-        m = res.pilot_mask[l]
-        refs.append((l, m, signed[m], xp[l, m], np.abs(xp[l, m]) ** 2))
-    pairs, mats = [], []
+    n_links, n_refs = len(geo.links), len(REFERENCE_SYMBOLS)
     grid = np.linspace(-max_drift, max_drift, 81)
-    order = sorted(range(len(refs)), key=lambda i: refs[i][0])
-    for i, ia_ref in enumerate(order):
-        for ib_ref in order[i + 1:]:
-            a, b = refs[ia_ref][0], refs[ib_ref][0]
-            common, ia, ib = np.intersect1d(refs[ia_ref][2], refs[ib_ref][2], assume_unique=True,
-                                            return_indices=True)
-            if common.size >= 4:
-                kd = common.astype(np.float64) * (b - a)
-                pairs.append((ia_ref, ib_ref, ia, ib))
-                mats.append(np.exp(2j * np.pi * np.outer(grid, kd) / n_fft))
-    k_all = np.concatenate([r[2] for r in refs]).astype(np.int64)
-    w_all = np.concatenate([r[4] for r in refs]).astype(np.float64)
-    n_p = k_all.size
-    candidates, operators = [], []
-    for w in _window_candidates(max_w):
-        if 2 * w + 1 > n_p // 2 and w > 0:
-            break
-        candidates.append(w)
-        operators.append(_fit_operator(n_fft, w, w_all.tobytes(), k_all.tobytes()))
-    fit = _LinkFit(xp, refs, pairs, mats, grid, k_all, w_all, k_all % n_fft, signed, signed % n_fft, candidates,
-                   operators)
-    res.derived[key] = fit
+    refs, pairs, windows = [], [], []
+    for res in geo.links:
+        xp = np.where(res.pilot_mask, geo.pilots[:, res.bins], 0)
+        link_refs = [(l, res.bins[res.pilot_mask[l]], res.signed_bins[res.pilot_mask[l]], xp[l, res.pilot_mask[l]])
+                     for l in REFERENCE_SYMBOLS]
+        refs.append(link_refs)
+        link_pairs = []
+        for ia_ref in range(n_refs):
+            for ib_ref in range(ia_ref + 1, n_refs):
+                common, ia, ib = np.intersect1d(link_refs[ia_ref][2], link_refs[ib_ref][2], assume_unique=True,
+                                                return_indices=True)
+                if common.size >= 4:
+                    link_pairs.append((ia_ref, ib_ref, ia, ib, common * (REFERENCE_SYMBOLS[ib_ref]
+                                                                         - REFERENCE_SYMBOLS[ia_ref])))
+        pairs.append(link_pairs)
+        k_all = np.concatenate([r[2] for r in link_refs]).astype(np.int64)
+        w_all = np.concatenate([np.abs(r[3]) ** 2 for r in link_refs]).astype(np.float64)
+        link_windows = []
+        for w in _window_candidates(max_w):
+            if 2 * w + 1 > k_all.size // 2 and w > 0:
+                break
+            link_windows.append((w, *_fit_operator(n_fft, w, w_all.tobytes(), k_all.tobytes())))
+        windows.append(link_windows)
+
+    n_per_ref = max(r[1].size for link_refs in refs for r in link_refs)
+    n_pairs = max(1, max(len(p) for p in pairs))
+    n_common = max([1] + [p[2].size for link_pairs in pairs for p in link_pairs])
+    n_windows = max(len(w) for w in windows)
+    w_max = max(w[-1][0] for w in windows)
+    n_sub = max(res.bins.size for res in geo.links)
+    d = np.arange(-w_max, w_max + 1)
+
+    gather = np.zeros((n_links, n_refs, n_per_ref), dtype=np.int64)
+    x = np.ones((n_links, n_refs, n_per_ref), dtype=np.complex128)
+    valid = np.zeros((n_links, n_refs, n_per_ref))
+    k = np.zeros((n_links, n_refs, n_per_ref))
+    pair_a = np.zeros((n_links, n_pairs, n_common), dtype=np.int64)
+    pair_b = np.zeros_like(pair_a)
+    drift_mats = np.zeros((n_links, n_pairs, grid.size, n_common), dtype=np.complex128)
+    candidates = _window_candidates(max_w)[:n_windows]
+    inverses = [np.zeros((n_links, 2 * w + 1, 2 * w + 1), dtype=np.complex128) for w in candidates]
+    traces = np.ones((n_links, n_windows))
+    usable = np.zeros((n_links, n_windows), dtype=bool)
+    taps = np.ones((n_links, n_windows), dtype=np.int64)
+    signed = np.zeros((n_links, n_sub))
+    re_gather = np.zeros((n_links, SYMBOLS_PER_SLOT, n_sub), dtype=np.int64)
+    x_pilot = np.zeros((n_links, SYMBOLS_PER_SLOT, n_sub), dtype=np.complex128)
+    phase_mask = np.zeros((n_links, SYMBOLS_PER_SLOT, n_sub), dtype=bool)
+    data_mask = np.zeros_like(phase_mask)
+    for j, res in enumerate(geo.links):
+        nsc = res.bins.size
+        re_gather[j, :, :nsc] = np.arange(SYMBOLS_PER_SLOT)[:, None] * n_fft + res.bins
+        x_pilot[j, :, :nsc] = np.where(res.pilot_mask, geo.pilots[:, res.bins], 0)
+        phase_mask[j, :, :nsc] = res.pilot_mask
+        phase_mask[j, PREAMBLE_SYMBOL] = False
+        data_mask[j, :, :nsc] = res.data_mask
+        for r, (l, bins, kk, xx) in enumerate(refs[j]):
+            gather[j, r, :bins.size] = l * n_fft + bins
+            x[j, r, :bins.size] = xx
+            valid[j, r, :bins.size] = 1.0
+            k[j, r, :bins.size] = kk
+        for q, (ia_ref, ib_ref, ia, ib, kd) in enumerate(pairs[j]):
+            pair_a[j, q, :ia.size] = ia_ref * n_per_ref + ia
+            pair_b[j, q, :ib.size] = ib_ref * n_per_ref + ib
+            drift_mats[j, q, :, :kd.size] = np.exp(2j * np.pi * np.outer(grid, kd.astype(np.float64)) / n_fft)
+        for c, (w, inverse, trace) in enumerate(windows[j]):
+            inverses[c][j] = inverse
+            traces[j, c] = trace
+            usable[j, c] = True
+            taps[j, c] = 2 * w + 1
+        signed[j, :res.bins.size] = res.signed_bins
+    dense = n_links * k[0].size * d.size <= DENSE_FIT_ENTRIES
+    delays = np.exp(-2j * np.pi * k.reshape(n_links, -1, 1) * d / n_fft) if dense else None
+    fit = _PlanFit(
+        re_gather=re_gather, x_pilot=x_pilot, phase_mask=phase_mask, data_mask=data_mask,
+        data_offsets=np.concatenate([[0], np.cumsum([res.n_data for res in geo.links])]).astype(np.int64),
+        gather=gather, x=x, valid=valid, k=k,
+        wts=(valid * np.abs(x) ** 2).reshape(n_links, -1), n_p=valid.sum(axis=(1, 2)),
+        pair_a=pair_a, pair_b=pair_b, drift_mats=drift_mats,
+        has_drift=np.array([bool(p) for p in pairs]) & (max_drift > 0), grid=grid,
+        windows=candidates, inverses=inverses, traces=traces, usable=usable, taps=taps, delay_bins=d % n_fft,
+        pilot_bins=k.reshape(n_links, -1).astype(np.int64) % n_fft, sub_bins=signed.astype(np.int64) % n_fft,
+        delays=delays, correlators=np.conj(delays) if dense else None,
+        sub_delays=np.exp(-2j * np.pi * signed[:, :, None] * d / n_fft) if dense else None, signed=signed)
+    geo.derived[key] = fit
     return fit
 
 
-def _estimate_link_channels(ys: Sequence[np.ndarray], fits: Sequence[_LinkFit], n_fft: int) -> list[_LinkChannel]:
-    """Every link's channel estimate (module docstring, step 3), the geometry-only parts cached per link and the
-    DFTs of all links and window candidates batched. ys: [14, nsc] received REs per link."""
-    refs_mean = float(np.mean(REFERENCE_SYMBOLS))
-    sym = np.arange(SYMBOLS_PER_SLOT, dtype=np.float64)
-    lr = np.array(REFERENCE_SYMBOLS, dtype=np.float64)
-    accs = np.zeros((len(ys), n_fft), dtype=np.complex128)
-    lss, taus, phis = [], [], []
-    for y, fit in zip(ys, fits):
-        ls = [(k, y[l, m] / x, wt) for l, m, k, x, wt in fit.refs]
-        if fit.pairs and fit.grid[-1] > 0:
-            total = np.zeros(fit.grid.size)
-            for (a, b, ia, ib), mat in zip(fit.pairs, fit.drift_mats):
-                total += np.abs(mat @ (ls[b][1][ib] * np.conj(ls[a][1][ia])))
-            drift = _refine_peak(total, fit.grid)
-        else:
-            drift = 0.0
-        tau_l = drift * (sym - refs_mean)
-        phis.append([float(np.angle(np.sum(h * np.exp(2j * np.pi * k * tau_l[l] / n_fft))))
-                     for (l, *_), (k, h, _) in zip(fit.refs, ls)])
-        lss.append(ls)
-        taus.append(tau_l)
-    # Phase unwrapping and the phase-slope line fit of all links at once (row by row, as one link alone).
-    unwrapped_all = np.unwrap(np.array(phis), axis=1) if phis else np.zeros((0, lr.size))
-    if phis:
-        design = np.vstack([np.ones_like(lr), lr]).T
-        slopes = np.linalg.lstsq(design, unwrapped_all.T, rcond=None)[0][1]
-    stage = []
-    for j, fit in enumerate(fits):
-        ls, tau_l, unwrapped = lss[j], taus[j], unwrapped_all[j]
-        phase_slope = float(slopes[j])
-        phi_l = np.interp(sym, lr, unwrapped)
-        tail = sym > lr[-1]
-        phi_l[tail] = unwrapped[-1] + (sym[tail] - lr[-1]) * (unwrapped[-1] - unwrapped[-2]) / (lr[-1] - lr[-2])
-        vv = [h * np.exp(-1j * (phi_l[l] - 2.0 * np.pi * k * tau_l[l] / n_fft))
-              for (l, *_), (k, h, _) in zip(fit.refs, ls)]
-        v_all = np.concatenate(vv)
-        wv = fit.w_all * v_all
-        accs[j].real = np.bincount(fit.k_mod, weights=wv.real, minlength=n_fft)
-        accs[j].imag = np.bincount(fit.k_mod, weights=wv.imag, minlength=n_fft)
-        stage.append((tau_l, phi_l, phase_slope, v_all))
-    rhs_all = np.fft.ifft(accs, axis=1) * n_fft  # sum_p w_p v_p exp(+j 2 pi k_p d / N)
-    rows = []
-    coefs = []
-    for j, fit in enumerate(fits):
-        for w, (chol, _) in zip(fit.candidates, fit.operators):
-            d = np.arange(-w, w + 1)
-            coef = _cho_solve(chol, rhs_all[j, d % n_fft])
-            taps = np.zeros(n_fft, dtype=np.complex128)
-            taps[d % n_fft] = coef
-            rows.append(taps)
-            coefs.append(coef)
-    spectra = np.fft.fft(np.array(rows), axis=1) if rows else np.zeros((0, n_fft), np.complex128)
-    out = []
-    r = 0
-    for j, (y, fit) in enumerate(zip(ys, fits)):
-        tau_l, phi_l, phase_slope, v_all = stage[j]
-        n_p = fit.k_all.size
-        best = None
-        for w, (_, trace) in zip(fit.candidates, fit.operators):
-            fitted = spectra[r][fit.k_mod]
-            rss = float(np.sum(fit.w_all * np.abs(v_all - fitted) ** 2))
-            dof = max(n_p - trace, 1.0)
-            gcv = rss / n_p / (dof / n_p) ** 2
-            if best is None or gcv < best[0]:
-                best = (gcv, w, r, rss, trace)
-            r += 1
-        _, w, row, rss, trace = best
-        g = spectra[row][fit.signed_mod]
-        rot = np.exp(1j * (phi_l[:, None] - 2.0 * np.pi * fit.signed[None, :] * tau_l[:, None] / n_fft))
-        h = g[None, :] * rot
-        sigma2 = rss / max(n_p - trace - 4.0, 1.0)
-        out.append(_LinkChannel(h, sigma2, 2 * w + 1, tau_l, phase_slope, n_p))
-    return out
+def _estimate_link_channels(y_full: np.ndarray, geo: SlotGeometry) -> _ChannelEstimate:
+    """Every link's channel estimate (module docstring, step 3), all links and window candidates at once.
+
+    ``y_full``: complex128 ``[14, N]``, the unitary DFT of the slot's symbols (:func:`_dft_symbols`); links in the
+    plan's order.
+    """
+    fit = _plan_fit(geo)
+    n_fft = geo.fft_size
+    n_links = fit.k.shape[0]
+    ref_rows = list(REFERENCE_SYMBOLS)
+    # Least-squares pilot values (padding 0).
+    ls = y_full.reshape(-1)[fit.gather] / geo.re_scale / fit.x * fit.valid
+    flat = ls.reshape(n_links, -1)
+    rows = np.arange(n_links)[:, None, None]
+    products = flat[rows, fit.pair_b] * np.conj(flat[rows, fit.pair_a])
+    objective = np.abs(np.matmul(fit.drift_mats, products[..., None])[..., 0]).sum(axis=1)
+    drift = np.where(fit.has_drift, _refine_peaks(objective, fit.grid), 0.0)
+    tau = drift[:, None] * _SYMBOL_FROM_MIDDLE  # [L, 14]
+    # The delay drift taken out of every reference symbol's pilots, then its common phase.
+    untilt = np.exp(2j * np.pi * fit.k * tau[:, ref_rows, None] / n_fft)
+    straight = ls * untilt
+    unwrapped = np.unwrap(np.angle(straight.sum(axis=2)), axis=1)  # [L, R]
+    phase_slope = unwrapped @ _SLOPE_ROW
+    phi = unwrapped @ _PHASE_INTERPOLATION.T  # [L, 14]
+    v = (straight * np.exp(-1j * phi[:, ref_rows, None])).reshape(n_links, -1)  # [L, R*P]
+    # Delay-limited fit of every window candidate: coefficients from the weighted correlation with each delay,
+    # fitted values at the pilots, then GCV to pick the window.
+    wv = fit.wts * v
+    if fit.delays is not None:
+        rhs = np.matmul(wv[:, None, :], fit.correlators)[:, 0, :]  # [L, D]
+    else:
+        # sum_p w_p v_p exp(+j 2 pi k_p d / N) of all delays at once: an inverse DFT of the weighted pilots.
+        flat_bins = (np.arange(n_links)[:, None] * n_fft + fit.pilot_bins).reshape(-1)
+        acc = np.bincount(flat_bins, weights=wv.real.reshape(-1), minlength=n_links * n_fft) \
+            + 1j * np.bincount(flat_bins, weights=wv.imag.reshape(-1), minlength=n_links * n_fft)
+        rhs = (np.fft.ifft(acc.reshape(n_links, n_fft), axis=1) * n_fft)[:, fit.delay_bins]
+    w_max = (fit.delay_bins.size - 1) // 2
+    coefs = np.zeros((n_links, len(fit.windows), fit.delay_bins.size), dtype=np.complex128)  # [L, W, D]
+    for c, (w, inverse) in enumerate(zip(fit.windows, fit.inverses)):
+        inside = slice(w_max - w, w_max + w + 1)
+        coefs[:, c, inside] = np.matmul(inverse, rhs[:, inside, None])[..., 0]
+    if fit.delays is not None:
+        fitted = np.matmul(fit.delays, coefs.transpose(0, 2, 1))  # [L, R*P, W]
+    else:
+        taps_all = np.zeros((n_links, len(fit.windows), n_fft), dtype=np.complex128)
+        taps_all[:, :, fit.delay_bins] = coefs
+        spectra = np.fft.fft(taps_all, axis=2)  # [L, W, N]
+        fitted = np.take_along_axis(spectra, fit.pilot_bins[:, None, :], axis=2).transpose(0, 2, 1)
+    rss = np.sum(fit.wts[:, :, None] * np.abs(v[:, :, None] - fitted) ** 2, axis=1)  # [L, W]
+    n_p = fit.n_p[:, None]
+    dof = np.maximum(n_p - fit.traces, 1.0)
+    gcv = np.where(fit.usable, rss / n_p / (dof / n_p) ** 2, np.inf)
+    best = np.argmin(gcv, axis=1)
+    links = np.arange(n_links)
+    if fit.sub_delays is not None:
+        g = np.matmul(fit.sub_delays, coefs[links, best][:, :, None])[..., 0]  # [L, S]
+    else:
+        g = np.take_along_axis(spectra[links, best], fit.sub_bins, axis=1)
+    # The delay phase ramp of each symbol is the previous symbol's times that of one symbol's drift: a running
+    # product instead of a complex exponential per RE.
+    ramps = np.empty((n_links, SYMBOLS_PER_SLOT, fit.signed.shape[1]), dtype=np.complex128)
+    ramps[:, 0] = np.exp(-2j * np.pi * fit.signed * tau[:, :1] / n_fft)
+    ramps[:, 1:] = np.exp(-2j * np.pi * fit.signed * drift[:, None] / n_fft)[:, None, :]
+    rot = np.cumprod(ramps, axis=1) * np.exp(1j * phi)[:, :, None]
+    sigma2 = rss[links, best] / np.maximum(fit.n_p - fit.traces[links, best] - 4.0, 1.0)
+    return _ChannelEstimate(g[:, None, :] * rot, sigma2, fit.taps[links, best], tau, phase_slope, fit.n_p)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -550,36 +680,25 @@ def _reference_symbols(plan: SlotPlan, slot_index: int, reference: TxSlot | None
             raise ValueError("reference TxSlot does not match the plan/slot being received")
         return [t.data_symbols for t in reference.links]
     geo = geometry(plan)
-    out = []
-    for i, (link, res) in enumerate(zip(plan.links, geo.links)):
-        bits = encode_blocks(payload_bits(plan, slot_index, i), res.layout).reshape(-1)
-        if res.layout.filler_bits:
-            bits = np.concatenate([bits, _filler_bits(res.layout.filler_bits)])
-        out.append(map_bits(bits, link.modulation))
-    return out
+    return [_data_symbols(encode_blocks(payload_bits(plan, slot_index, i), res.layout), res.layout, link.modulation)
+            for i, (link, res) in enumerate(zip(plan.links, geo.links))]
 
 
 def _db(x: float) -> float:
     return 10.0 * math.log10(x) if x > 0 else float("-inf")
 
 
-def _demodulate(x: np.ndarray, plan: SlotPlan, start: int, cfo_hz: float):
+def _demodulate(x: np.ndarray, plan: SlotPlan, start: int, cfo_hz: float
+                ) -> tuple[np.ndarray, np.ndarray, _ChannelEstimate]:
     """DFT of the 14 symbols at ``start`` with ``cfo_hz`` removed, and every link's channel estimate.
-    Returns (y_full complex [14, N] in unitary-DFT units, [(y [14, nsc] / re_scale, pilots, _LinkChannel)])."""
+
+    Returns ``y_full`` (complex128 ``[14, N]``, unitary-DFT units), every link's REs over ``re_scale`` (complex128
+    ``[L, 14, S]``, padded as :class:`_PlanFit` says) and the :class:`_ChannelEstimate`.
+    """
     geo = geometry(plan)
     y_full = _dft_symbols(x, plan, start, cfo_hz)
-    n = geo.fft_size
-    max_w = max(1, int(geo.cp.min()))
-    max_drift = MAX_SCO_PPM * 1e-6 * geo.slot_length / SYMBOLS_PER_SLOT
-    ys, xps, fits = [], [], []
-    for res in geo.links:
-        ys.append(y_full[:, res.bins] / geo.re_scale)
-        # Pilots without the link gain: the estimate is then channel x gain, which is what equalises the data.
-        fit = _link_fit(geo, res, max_w, max_drift)
-        xps.append(fit.x_pilot)
-        fits.append(fit)
-    chans = _estimate_link_channels(ys, fits, n)
-    return y_full, list(zip(ys, xps, chans))
+    y = y_full.reshape(-1)[_plan_fit(geo).re_gather] / geo.re_scale
+    return y_full, y, _estimate_link_channels(y_full, geo)
 
 
 def _dft_symbols(x: np.ndarray, plan: SlotPlan, start: int, cfo_hz: float) -> np.ndarray:
@@ -591,16 +710,18 @@ def _dft_symbols(x: np.ndarray, plan: SlotPlan, start: int, cfo_hz: float) -> np
     seg = x[start: start + geo.slot_length]
     if seg.size < geo.slot_length:
         seg = np.concatenate([seg, np.zeros(geo.slot_length - seg.size, dtype=np.complex128)])
-    seg = seg * np.exp(-2j * np.pi * cfo_hz * (np.arange(seg.size) + start) / plan.rate_hz)
-    key = ("dft", backoff)
+    key = ("dft_windows", backoff)
     cached = geo.derived.get(key)
     if cached is None:
         starts = geo.symbol_start + geo.cp - backoff
-        idx = starts[:, None] + np.arange(n)[None, :]
         signed_all = np.fft.fftfreq(n, 1.0 / n).astype(np.int64)
-        cached = geo.derived[key] = (idx, np.exp(2j * np.pi * signed_all * backoff / n)[None, :])
-    idx, ramp = cached
-    y_full = np.fft.fft(seg[idx], axis=1) / math.sqrt(n)
+        cached = geo.derived[key] = (starts, np.exp(2j * np.pi * signed_all * backoff / n)[None, :])
+    starts, ramp = cached
+    # The CFO's phase at sample start + s_l + m is that at the window start s_l times that of m: 14 + N complex
+    # exponentials instead of one per sample.
+    w = -2.0 * np.pi * cfo_hz / plan.rate_hz
+    derotate = np.exp(1j * w * (starts + start))[:, None] * np.exp(1j * w * np.arange(n))[None, :]
+    y_full = np.fft.fft(seg[starts[:, None] + np.arange(n)] * derotate, axis=1) / math.sqrt(n)
     y_full *= ramp
     return y_full
 
@@ -621,30 +742,24 @@ def receive_slot(samples: np.ndarray, plan: SlotPlan, slot_index: int = 0, *, re
     fs = plan.rate_hz
     sync.backoff = _backoff(plan)
     sym_len = geo.slot_length / SYMBOLS_PER_SLOT
-    y_full, channels = _demodulate(x, plan, sync.start, sync.cfo_hz)
+    y_full, y, est = _demodulate(x, plan, sync.start, sync.cfo_hz)
     # The preamble's CFO comes from one symbol; the phase drift over the reference symbols (12 symbols apart) is
     # a far finer estimate. Where it says the preamble was off by enough to cause ICI (phase noise in the
     # preamble, low SNR), demodulate again at the refined CFO.
-    weights = np.array([c.n_pilots for _, _, c in channels], dtype=np.float64)
-    slopes = np.array([c.phase_slope for _, _, c in channels])
-    residual_hz = float(np.sum(weights * slopes) / np.sum(weights)) * fs / (2.0 * np.pi * sym_len)
+    weights = est.n_pilots
+    residual_hz = float(np.sum(weights * est.phase_slope) / np.sum(weights)) * fs / (2.0 * np.pi * sym_len)
     if abs(residual_hz) > CFO_REFINE_SCS * plan.numerology.scs_hz:
         sync.cfo_hz += residual_hz
-        y_full, channels = _demodulate(x, plan, sync.start, sync.cfo_hz)
-        slopes = np.array([c.phase_slope for _, _, c in channels])
-        residual_hz = float(np.sum(weights * slopes) / np.sum(weights)) * fs / (2.0 * np.pi * sym_len)
+        y_full, y, est = _demodulate(x, plan, sync.start, sync.cfo_hz)
+        residual_hz = float(np.sum(weights * est.phase_slope) / np.sum(weights)) * fs / (2.0 * np.pi * sym_len)
     sync.cfo_hz += residual_hz
     scale2 = geo.re_scale ** 2
+    fit = _plan_fit(geo)
 
     # Common phase per symbol from every link's non-preamble pilots, Wiener-shrunk by its own estimation noise.
-    num = np.zeros(SYMBOLS_PER_SLOT, dtype=np.complex128)
-    noise = np.zeros(SYMBOLS_PER_SLOT)
-    for (y, xp, ch), res in zip(channels, geo.links):
-        ref = ch.h * xp
-        m = res.pilot_mask.copy()
-        m[PREAMBLE_SYMBOL] = False
-        num += np.sum(np.where(m, y * np.conj(ref), 0), axis=1)
-        noise += ch.sigma2 * np.sum(np.where(m, np.abs(ref) ** 2, 0), axis=1)
+    ref = est.h * fit.x_pilot  # [L, 14, S]
+    num = np.sum(np.sum(np.where(fit.phase_mask, y * np.conj(ref), 0), axis=2), axis=0)
+    noise = np.sum(est.sigma2[:, None] * np.sum(np.where(fit.phase_mask, np.abs(ref) ** 2, 0), axis=2), axis=0)
     power = np.abs(num)
     has = power > 0
     theta = np.where(has, np.angle(num), 0.0)
@@ -662,55 +777,57 @@ def receive_slot(samples: np.ndarray, plan: SlotPlan, slot_index: int = 0, *, re
         theta = np.zeros(SYMBOLS_PER_SLOT)
     cpe = np.exp(1j * theta)
 
-    equalised = []
-    by_modulation: dict[str, list[int]] = {}
-    noise_vars = []
-    for i, ((y, xp, ch), link, res) in enumerate(zip(channels, plan.links, geo.links)):
-        h = ch.h * cpe[:, None]
-        h_data = h[res.data_mask]
-        z = y[res.data_mask] / h_data
-        noise_vars.append(ch.sigma2 / np.maximum(np.abs(h_data) ** 2, 1e-30))
-        equalised.append((z, h_data, ch))
-        by_modulation.setdefault(link.modulation, []).append(i)
+    # Equalisation of every link's data REs at once (link after link, each in its RE order).
+    h_data = (est.h * cpe[:, None])[fit.data_mask]
+    z = y[fit.data_mask] / h_data
+    h2 = np.abs(h_data) ** 2
+    offsets = fit.data_offsets
+    noise_var = np.repeat(est.sigma2, np.diff(offsets)) / np.maximum(h2, 1e-30)
     # Soft demapping, one call per modulation (it works symbol by symbol).
-    llrs: list[np.ndarray | None] = [None] * len(equalised)
+    by_modulation: dict[str, list[int]] = {}
+    for i, link in enumerate(plan.links):
+        by_modulation.setdefault(link.modulation, []).append(i)
+    llrs: list[np.ndarray] = [np.zeros(0, np.float32)] * len(plan.links)
     for modulation, members in by_modulation.items():
-        joint = demap_llr(np.concatenate([equalised[i][0] for i in members]),
-                          np.concatenate([noise_vars[i] for i in members]), modulation)
+        parts = [slice(offsets[i], offsets[i + 1]) for i in members]
+        joint = demap_llr(np.concatenate([z[p] for p in parts]), np.concatenate([noise_var[p] for p in parts]),
+                          modulation)
         pos = 0
         for i in members:
-            size = equalised[i][0].size * bits_per_symbol(modulation)
+            size = int(offsets[i + 1] - offsets[i]) * bits_per_symbol(modulation)
             llrs[i] = joint[pos:pos + size]
             pos += size
-    llr_items = []
-    for llr, res in zip(llrs, geo.links):
-        llr_items.append((llr[: res.layout.coded_bits].reshape(res.layout.n_blocks, res.layout.n), res.layout))
+    llr_items = [(llr[: res.layout.coded_bits].reshape(res.layout.n_blocks, res.layout.n), res.layout)
+                 for llr, res in zip(llrs, geo.links)]
     decoded = decode_groups(llr_items) if decode else [
         (np.zeros((0, lay.info_bits_per_block), np.uint8), np.zeros(0, bool)) for _, lay in llr_items]
-    sent_all = _reference_symbols(plan, slot_index, reference)
+    sent_links = _reference_symbols(plan, slot_index, reference)
+    sent = np.concatenate(sent_links)
 
     rb_power = np.mean(np.abs(y_full[1:, :][:, geo.rb_bins]) ** 2, axis=(0, 2)) / scale2
+    rb_list = rb_power.tolist()
+    starts = offsets[:-1]
+    err = np.add.reduceat(np.abs(z - sent) ** 2, starts).tolist()
+    # The sent symbols' energy per link, summed in their own precision (complex64).
+    ref_energy = [float(np.sum(np.abs(symbols) ** 2)) for symbols in sent_links]
+    mean_h2 = (np.add.reduceat(h2, starts) / np.diff(offsets)).tolist()
+    sigma2 = est.sigma2.tolist()
     reports = []
-    taus = []
     for i, (link, res) in enumerate(zip(plan.links, geo.links)):
-        z, h_data, ch = equalised[i]
-        sent = sent_all[i]
-        err = float(np.sum(np.abs(z - sent) ** 2))
-        ref = float(np.sum(np.abs(sent) ** 2))
-        evm = math.sqrt(err / ref)
-        own = float(np.mean(rb_power[list(link.rbs)]))
-        adjacent = _adjacent(link.rbs, plan.numerology.n_rb, rb_power, own)
-        sinr_pilot = float(np.mean(np.abs(h_data) ** 2)) / max(ch.sigma2, 1e-30)
+        evm = math.sqrt(err[i] / ref_energy[i])
+        own = sum(rb_list[rb] for rb in link.rbs) / len(link.rbs)
+        adjacent = _adjacent(link.rbs, plan.numerology.n_rb, rb_list, own)
+        sinr_pilot = mean_h2[i] / max(sigma2[i], 1e-30)
         info, ok = decoded[i]
-        taus.append(ch.tau[-1] - ch.tau[0])
+        part = slice(offsets[i], offsets[i + 1])
         reports.append(LinkReport(
             link_id=link.id, sinr_db=-20.0 * math.log10(max(evm, 1e-15)), sinr_pilot_db=_db(sinr_pilot), evm=evm,
-            noise_var=ch.sigma2, rx_power_db=_db(own), crc_ok=ok, info_bits_per_block=res.layout.info_bits_per_block,
-            adjacent=adjacent, channel_taps=ch.taps,
-            equalized=z.astype(np.complex64) if keep_symbols else None,
-            sent=np.asarray(sent, dtype=np.complex64) if keep_symbols else None))
+            noise_var=sigma2[i], rx_power_db=_db(own), crc_ok=ok, info_bits_per_block=res.layout.info_bits_per_block,
+            adjacent=adjacent, channel_taps=int(est.taps[i]),
+            equalized=z[part].astype(np.complex64) if keep_symbols else None,
+            sent=sent[part].astype(np.complex64) if keep_symbols else None))
     # A faster RX clock stretches the slot: the delay grows by ppm * 1e-6 samples per sample.
-    sync.sco_ppm = float(np.mean(taus) / (sym_len * (SYMBOLS_PER_SLOT - 1)) * 1e6)
+    sync.sco_ppm = float(np.mean(est.tau[:, -1] - est.tau[:, 0]) / (sym_len * (SYMBOLS_PER_SLOT - 1)) * 1e6)
     return SlotReport(plan, slot_index, sync, reports, 10.0 * np.log10(np.maximum(rb_power, 1e-30)))
 
 
@@ -724,11 +841,13 @@ def rb_power_profile(samples: np.ndarray, plan: SlotPlan, sync: SyncResult) -> n
     """
     geo = geometry(plan)
     x = np.asarray(samples).astype(np.complex128, copy=False)
-    y_full, _ = _demodulate(x, plan, sync.start, sync.cfo_hz)
+    y_full = _dft_symbols(x, plan, sync.start, sync.cfo_hz)
     return np.mean(np.abs(y_full[1:, :][:, geo.rb_bins]) ** 2, axis=(0, 2)) / geo.re_scale ** 2
 
 
-def _adjacent(rbs: Sequence[int], n_rb: int, rb_power: np.ndarray, own: float) -> list[AdjacentPower]:
+def _adjacent(rbs: Sequence[int], n_rb: int, rb_power: Sequence[float], own: float) -> list[AdjacentPower]:
+    """Power on the RB groups at offsets -2, -1, +1, +2 of a link on ``rbs``; ``rb_power``: linear, per RB of
+    the carrier; ``own``: the link's own mean power per RE."""
     width = len(rbs)
     lo, hi = min(rbs), max(rbs)
     out = []
@@ -741,6 +860,6 @@ def _adjacent(rbs: Sequence[int], n_rb: int, rb_power: np.ndarray, own: float) -
         if first > last:
             out.append(AdjacentPower(offset, None, None, None))
             continue
-        p = float(np.mean(rb_power[first:last + 1]))
+        p = sum(rb_power[first:last + 1]) / (last - first + 1)
         out.append(AdjacentPower(offset, (first, last), _db(p), _db(p) - _db(own)))
     return out

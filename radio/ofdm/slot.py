@@ -35,12 +35,13 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
 
 from radio.ofdm.fec import CodeBlockLayout, DEFAULT_MAX_BLOCK_BITS, code_rate, encode_blocks, plan_code_blocks
-from radio.ofdm.modulation import MODULATIONS, bits_per_symbol, map_bits
+from radio.ofdm.modulation import bits_per_symbol, map_bits
 from radio.ofdm.numerology import SUBCARRIERS_PER_RB, Numerology, numerology
 from radio.ofdm.sequences import largest_prime_at_most, m_sequence_bpsk, zadoff_chu
 
@@ -398,38 +399,64 @@ def payload_bits(plan: SlotPlan, slot_index: int, link_index: int) -> np.ndarray
     return rng.integers(0, 2, size=(layout.n_blocks, layout.info_bits_per_block), dtype=np.uint8)
 
 
+@lru_cache(maxsize=64)
 def _filler_bits(count: int) -> np.ndarray:
-    return np.random.default_rng(count + 104729).integers(0, 2, size=count, dtype=np.uint8)
+    """uint8 ``[count]``, read-only: the fixed pseudo-random bits on the data REs left after the code blocks."""
+    bits = np.random.default_rng(count + 104729).integers(0, 2, size=count, dtype=np.uint8)
+    bits.flags.writeable = False
+    return bits
+
+
+def _data_symbols(coded: np.ndarray, layout: CodeBlockLayout, modulation: str) -> np.ndarray:
+    """complex64 ``[n_data]``: a link's data REs in RE order, from its coded bits (uint8 ``[C, n]``) and the
+    filler bits after them."""
+    bits = coded.reshape(-1)
+    if layout.filler_bits:
+        bits = np.concatenate([bits, _filler_bits(layout.filler_bits)])
+    return map_bits(bits, modulation)
+
+
+def _grid_positions(geo: SlotGeometry, res: LinkResources) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat indices into the ``[14, N]`` grid of a link's data REs and pilot REs (int64, RE order), and the pilot
+    values (complex128), cached per link."""
+    cached = res.derived.get("grid_positions")
+    if cached is None:
+        flat = np.arange(SYMBOLS_PER_SLOT)[:, None] * geo.fft_size + res.bins[None, :]
+        cached = res.derived["grid_positions"] = (flat[res.data_mask], flat[res.pilot_mask],
+                                                  geo.pilots[:, res.bins][res.pilot_mask])
+    return cached
 
 
 def build_slot(plan: SlotPlan, slot_index: int = 0) -> TxSlot:
     """Build slot number ``slot_index`` of ``plan``: encode each link's payload, map it and the pilots, OFDM
     modulate, window and scale. Returns a :class:`TxSlot` whose ``waveform`` is ready for ``Radio.transmit``."""
     geo = geometry(plan)
-    n = geo.fft_size
-    grid = np.zeros((SYMBOLS_PER_SLOT, n), dtype=np.complex128)
+    grid = np.zeros((SYMBOLS_PER_SLOT, geo.fft_size), dtype=np.complex128)
+    flat_grid = grid.reshape(-1)
     sent = []
     for i, (link, res) in enumerate(zip(plan.links, geo.links)):
         info = payload_bits(plan, slot_index, i)
         coded = encode_blocks(info, res.layout)
-        bits = coded.reshape(-1)
-        if res.layout.filler_bits:
-            bits = np.concatenate([bits, _filler_bits(res.layout.filler_bits)])
-        syms = map_bits(bits, link.modulation)
-        values = np.zeros((SYMBOLS_PER_SLOT, res.bins.size), dtype=np.complex128)
-        values[res.data_mask] = syms
-        pilot_values = res.derived.get("pilot_values")
-        if pilot_values is None:
-            pilot_values = res.derived["pilot_values"] = geo.pilots[:, res.bins][res.pilot_mask]
-        values[res.pilot_mask] = pilot_values
-        grid[:, res.bins] = values * link.gain
+        syms = _data_symbols(coded, res.layout, link.modulation)
+        data_at, pilots_at, pilot_values = _grid_positions(geo, res)
+        flat_grid[data_at] = syms.astype(np.complex128) * link.gain
+        flat_grid[pilots_at] = pilot_values * link.gain
         sent.append(TxLinkData(link, res.layout, info, coded, syms))
     waveform = ofdm_modulate(grid, geo.cp, plan.wola_ramp) * geo.re_scale
     peak = float(max(np.max(np.abs(waveform.real)), np.max(np.abs(waveform.imag)), 1e-30))
-    power = float(np.mean(np.abs(waveform) ** 2))
-    papr = 10 * math.log10(float(np.max(np.abs(waveform) ** 2)) / power) if power > 0 else 0.0
+    magnitude2 = np.abs(waveform) ** 2
+    power = float(np.mean(magnitude2))
+    papr = 10 * math.log10(float(np.max(magnitude2)) / power) if power > 0 else 0.0
     return TxSlot(plan, slot_index, waveform.astype(np.complex64), grid, tuple(sent), geo.re_scale,
                   20 * math.log10(peak), papr)
+
+
+@lru_cache(maxsize=64)
+def _cp_gather(n: int, cp: tuple[int, ...]) -> np.ndarray:
+    """int64 ``[sum(cp) + L n]``: for each sample of a CP-OFDM buffer, its index into the ``[L, n]`` symbol bodies
+    (flattened): the CP repeats the last ``cp[l]`` samples of symbol ``l``."""
+    parts = [l * n + (np.arange(c + n) - c) % n for l, c in enumerate(cp)]
+    return np.concatenate(parts).astype(np.int64)
 
 
 def ofdm_modulate(grid: np.ndarray, cp: np.ndarray, wola_ramp: int = 0) -> np.ndarray:
@@ -440,23 +467,19 @@ def ofdm_modulate(grid: np.ndarray, cp: np.ndarray, wola_ramp: int = 0) -> np.nd
     """
     n_sym, n = grid.shape
     body = np.fft.ifft(grid, axis=1) * math.sqrt(n)
+    if not wola_ramp:
+        return body.reshape(-1)[_cp_gather(n, tuple(int(c) for c in cp))]
     total = int(np.sum(cp)) + n_sym * n
     out = np.zeros(total, dtype=np.complex128)
     w = int(wola_ramp)
-    if w:
-        ramp = 0.5 * (1.0 - np.cos(np.pi * (np.arange(w) + 0.5) / w))
+    ramp = 0.5 * (1.0 - np.cos(np.pi * (np.arange(w) + 0.5) / w))
     pos = 0
     for l in range(n_sym):
         c = int(cp[l])
-        sym = np.concatenate([body[l, n - c:], body[l]])
-        if w:
-            ext = np.concatenate([sym, body[l, :w]])
-            ext[:w] *= ramp
-            ext[-w:] *= ramp[::-1]
-            idx = (pos + np.arange(ext.size)) % total
-            np.add.at(out, idx, ext)
-        else:
-            out[pos:pos + c + n] = sym
+        ext = np.concatenate([body[l, n - c:], body[l], body[l, :w]])
+        ext[:w] *= ramp
+        ext[-w:] *= ramp[::-1]
+        np.add.at(out, (pos + np.arange(ext.size)) % total, ext)
         pos += c + n
     return out
 
