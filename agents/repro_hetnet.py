@@ -389,6 +389,7 @@ def run_all(profile: Profile, experiments: Iterable[str] | None = None,
                 progress(done, len(jobs))
     sizes = sorted({profile.num_ues, 200})
     repeats = 20 if profile.name == "quick" else 100
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     decision: dict[str, dict[int, dict[str, float]]] = {}
     for scheme in ("maddqn-dmaddpg", "dqn-dddpg", "qmix", "maddpg", "mappo", "wmmse-ssa"):
         decision[scheme] = {}
@@ -401,7 +402,7 @@ def run_all(profile: Profile, experiments: Iterable[str] | None = None,
     done = set(selected) | {e for e in (saved or {}).get("experiments", []) if e in EXPERIMENTS}
     reused = sum(1 for job in results if (job["scheme"], job["seed"]) not in new)
     return {"profile": profile, "experiments": [e for e in EXPERIMENTS if e in done], "jobs": results,
-            "decision": decision, "reused": reused, "seconds": time.perf_counter() - started,
+            "decision": decision, "decision_load": load, "reused": reused, "seconds": time.perf_counter() - started,
             "total_seconds": time.perf_counter() - started + (float((saved or {}).get("seconds", 0.0)) if reused else 0.0)}
 
 
@@ -718,7 +719,11 @@ def render_markdown(outcome: Mapping[str, Any], summary: Mapping[str, Any], figu
     lines += ["### Inference time and FLOPs per decision", "",
               "Median latency of one slot's decisions for all N UEs (batch of one network, one CPU thread, "
               "`torch.set_num_threads(1)`), and FLOPs per slot counted by `torch.utils.flop_counter` (matrix products, "
-              "2 per multiply-add). Also `python bench/bench_marl.py`.", "",
+              "2 per multiply-add). Also `python bench/bench_marl.py`. Latencies are wall-clock on a shared machine and "
+              "grow with its load"
+              + (f" (load average {outcome['decision_load']:.1f} when these were measured)"
+                 if math.isfinite(outcome.get("decision_load", math.nan)) else "")
+              + ": compare rows of one run.", "",
               "| scheme | N | latency (ms) | FLOPs per slot | FLOPs per UE |", "|---|---|---|---|---|"]
     for scheme, rows in summary["decision"].items():
         for n, cost in rows.items():
@@ -779,6 +784,7 @@ def write_results(outcome: Mapping[str, Any], results_path: Path, figures_dir: P
     section = render_markdown(outcome, summary, figures, figures_link(figures_dir, results_path), command)
     replace_section(results_path, RESULTS_BEGIN, RESULTS_END, section)
     raw = {"profile": dataclasses.asdict(outcome["profile"]), "experiments": outcome["experiments"],
-           "summary": summary, "jobs": outcome["jobs"], "seconds": outcome.get("total_seconds", outcome["seconds"])}
+           "summary": summary, "jobs": outcome["jobs"], "seconds": outcome.get("total_seconds", outcome["seconds"]),
+           "decision_load": outcome.get("decision_load")}
     (figures_dir / "hetnet_results.json").write_text(json.dumps(raw, indent=1, default=float), encoding="utf-8")
     return summary
