@@ -153,11 +153,9 @@ def _save_checkpoint(path: Path, learner: Any, history: Any) -> None:
 
 def run_hetnet(names: list[str] | None, *, episodes: int | None, eval_episodes: int | None, ota_slots: int | None,
                run_dir: str | None, seed: int, recalibrate: bool, max_age_s: float, store_path: str | None,
-               config_path: str | None, sim_config: str | None, as_json: bool, resume: str | None = None,
-               overrides: dict[str, Any] | None = None) -> None:
+               config_path: str | None, sim_config: str | None, as_json: bool, resume: str | None = None) -> None:
     """The ``--policy maddqn-dmaddpg`` run (module docstring). ``resume``: a run directory to continue from its last
-    checkpoint (training, then the evaluation); ``names`` is then the run's. ``overrides``: changes to
-    :data:`HETNET_DEFAULTS` (network size, networks per step), for tests and scripted studies."""
+    checkpoint (training, then the evaluation); ``names`` is then the run's."""
     import torch
 
     from agents.marl import MADDQNDMADDPG, MADDQNDMADDPGConfig, TrainingHistory, train
@@ -180,7 +178,7 @@ def run_hetnet(names: list[str] | None, *, episodes: int | None, eval_episodes: 
         names, seed, settings = resolved["radios"], resolved["seed"], resolved["settings"]
         config_path, sim_config = resolved.get("config_path"), resolved.get("sim_config")
     else:
-        settings = {**HETNET_DEFAULTS, **(overrides or {})}
+        settings = dict(HETNET_DEFAULTS)
         directory = Path(run_dir) if run_dir else Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
         if (directory / "config.json").exists():
             raise BadInput(f"--run-dir {directory} already holds a run; use --resume {directory} or another directory")
