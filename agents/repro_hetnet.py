@@ -50,7 +50,7 @@ from agents.results_page import figures_link, replace_section
 from twin import HetNetConfig, HetNetwork
 
 __all__ = ["ABLATIONS", "EXPERIMENTS", "FAIRNESS", "FULL", "PAPER", "QUICK", "Profile", "decision_cost", "load_saved",
-           "run_all", "write_results"]
+           "median_call_ms", "run_all", "write_results"]
 
 PAPER: dict[str, Any] = {
     "throughput_over_wmmse": "+33 %",
@@ -264,6 +264,18 @@ def _policy_for(scheme: str, config: HetNetConfig) -> Policy:
     return policies[scheme]()
 
 
+def median_call_ms(call: Callable[[], Any], repeats: int, warmup: int = 10) -> float:
+    """Median wall-clock time of ``call()`` over ``repeats`` timed calls after ``warmup`` untimed ones (ms)."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return 1e3 * statistics.median(samples)
+
+
 def decision_cost(scheme: str, num_ues: int, num_small_cells: int = 4, num_subchannels: int = 20,
                   repeats: int = 100) -> dict[str, float]:
     """Median latency of one slot's decisions for all N UEs on one CPU thread (ms) and FLOPs per slot.
@@ -295,14 +307,7 @@ def decision_cost(scheme: str, num_ues: int, num_small_cells: int = 4, num_subch
                 with torch.no_grad():
                     candidate.act(observation, state)
 
-            for _ in range(10):
-                decide()
-            samples = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                decide()
-                samples.append(time.perf_counter() - started)
-            return 1e3 * statistics.median(samples)
+            return median_call_ms(decide, repeats)
 
         out = {"latency_ms": median_ms(policy)}
         if hasattr(policy, "compiled"):

@@ -23,12 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 
 import torch
 
-from agents.repro_hetnet import PAPER, decision_cost
+from agents.repro_hetnet import PAPER, decision_cost, median_call_ms
 
 SCHEMES = ("maddqn-dmaddpg", "qmix", "maddpg", "mappo", "wmmse-ssa", "dqn-dddpg")
 
@@ -55,14 +53,7 @@ def attention_cost(num_ues: int, repeats: int, num_small_cells: int = 4) -> dict
     out = {}
     with torch.no_grad():
         for name, fn in (("ours_ms", ours), ("sdpa_ms", peer)):
-            for _ in range(10):
-                fn()
-            samples = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                fn()
-                samples.append(time.perf_counter() - started)
-            out[name] = 1e3 * statistics.median(samples)
+            out[name] = median_call_ms(fn, repeats)
         out["max_abs_difference"] = float((ours() - peer()).abs().max())
     out["sdpa_over_ours"] = out["sdpa_ms"] / out["ours_ms"]
     return out
