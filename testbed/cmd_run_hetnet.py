@@ -203,7 +203,6 @@ def run_hetnet(names: list[str] | None, *, episodes: int | None, eval_episodes: 
             network = HetNetConfig(**resolved["hetnet"])
             learner_config = MADDQNDMADDPGConfig(**resolved["learner"])
             run_id = resolved["run_id"]
-            store.set_run_status(run_id, "running")
         else:
             calibration, reused = calibrate_or_reuse(names, radios, store, CalibrationSettings(),
                                                      recalibrate=recalibrate, max_age_s=max_age_s, out_dir=None,
@@ -237,8 +236,11 @@ def run_hetnet(names: list[str] | None, *, episodes: int | None, eval_episodes: 
             _truncate_metrics(metrics_path, len(history.returns))
         else:
             metrics_path.unlink(missing_ok=True)
-            if not resume:
-                store.create_run(run_id, str(directory.resolve()), resolved, calibration["id"])
+        # A run killed between writing config.json and recording itself is recorded when it resumes.
+        if store.run(run_id) is None:
+            store.create_run(run_id, str(directory.resolve()), resolved, calibration["id"])
+        else:
+            store.set_run_status(run_id, "running")
         done = len(history.returns)
         bar = progress(range(done, settings["episodes"]), total=max(settings["episodes"] - done, 0), desc="train",
                        enabled=not as_json and sys.stderr.isatty())
