@@ -27,7 +27,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from radio.errors import RadioConfigError, RadioDisconnected, TxGuardRefused
-from radio.guard import TxGuard
+from radio.guard import OccupiedBand, TxGuard, measure_occupied_band
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,8 @@ class Radio(abc.ABC):
             raise RadioConfigError(f"unknown radio setting(s) {sorted(unknown)}; allowed: {allowed}")
         new = validate_settings(self.capabilities, dataclasses.replace(base, **changes), self.name)
         if self._tx_active:
-            self.guard.check(self.name, new.lo_hz, self._tx_occupied_bw, new.tx_gain_db)
+            self.guard.check_transmission(self.name, new.lo_hz, new.rate_sps, self._tx_occupied_bw,
+                                          self._tx_measured_band, new.tx_gain_db)
         self._apply(new)
         self._settings = new
         self._configured = True
@@ -263,7 +264,10 @@ class Radio(abc.ABC):
         """Send ``samples`` (full scale 1.0). ``cyclic`` repeats the buffer until :meth:`stop_transmit`.
 
         ``occupied_bw_hz`` is the bandwidth the waveform occupies around the LO, for the TX guard; by default the
-        whole sample-rate band, the conservative choice. Raises TxGuardRefused before anything reaches the radio.
+        whole sample-rate band, the conservative choice. The guard also measures the band the clipped samples
+        occupy (99 % power bandwidth at its offset from the LO) and refuses when either band leaves the allowed
+        bands: a declared value can make the check stricter, never looser. Raises TxGuardRefused before anything
+        reaches the radio.
         """
         self._check_open()
         self._ensure_configured()
@@ -272,12 +276,16 @@ class Radio(abc.ABC):
             raise RadioConfigError(
                 f"occupied_bw_hz = {occupied_bw_hz!r}; allowed: 0 < value <= sample rate {self._settings.rate_sps:g}")
         arr = as_tx_samples(samples, self.capabilities.max_buffer_samples)
-        self.guard.check(self.name, self._settings.lo_hz, occupied, self._settings.tx_gain_db)
+        # What is measured is what will be radiated: the buffer after clipping, whose distortion widens it.
         clipped_arr, n_clipped = clip_to_full_scale(arr)
+        measured = measure_occupied_band(clipped_arr)
+        self.guard.check_transmission(self.name, self._settings.lo_hz, self._settings.rate_sps, occupied, measured,
+                                      self._settings.tx_gain_db)
         if self._tx_active:
             self._stop_transmit()
             self._tx_active = False
         self._tx_occupied_bw = occupied
+        self._tx_measured_band = measured
         self._transmit(clipped_arr, cyclic)
         self._tx_active = bool(cyclic)
         return TxReport(samples=int(arr.size), clipped=n_clipped, cyclic=bool(cyclic))
@@ -332,6 +340,7 @@ class Radio(abc.ABC):
             self.configure(self._settings)
 
     _tx_occupied_bw: float = 0.0
+    _tx_measured_band: OccupiedBand | None = None
 
     # ---- backend hooks ----------------------------------------------------------------------------------------
     @abc.abstractmethod
