@@ -3,7 +3,8 @@
 On the host the radio is plugged into::
 
     testbed keys generate --out ~/.config/testbed/server-keys --name server
-    testbed keys authorize --keys ~/.config/testbed/server-keys controller.key
+    testbed keys authorize --keys ~/.config/testbed/server-keys --name lab-pc controller.key
+    testbed keys list --keys ~/.config/testbed/server-keys
     testbed serve --radio pluto0 --bind tcp://0.0.0.0:5555 --keys ~/.config/testbed/server-keys
 
 On the controller: ``testbed keys generate --out ~/.config/testbed/keys --name client`` and a
@@ -16,11 +17,13 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import click
 
-from radio.remote.keys import ServerKeys, authorize_client, generate_keypair, load_keypair
+from radio.remote.keys import (AUTHORIZED_DIR, ServerKeys, authorize_client, generate_keypair, list_authorized,
+                               load_keypair, revoke_client)
 from radio.remote.protocol import MAX_SAMPLES_PER_MESSAGE
 from radio.remote.server import RadioServer
 from testbed.cliutil import BadInput, emit, handle_errors, json_option
@@ -129,12 +132,51 @@ def generate(out_dir: str, name: str, as_json: bool) -> None:
 @keys.command("authorize")
 @click.option("--keys", "keys_dir", type=click.Path(file_okay=False), required=True,
               help="The server's key directory (the one given to `testbed serve --keys`).")
+@click.option("--name", "label", default=None,
+              help="A label for this client (shown by `testbed keys list`, usable with `revoke`); must be unique.")
 @click.argument("public_key_file", type=click.Path(dir_okay=False))
 @json_option
 @handle_errors
-def authorize(keys_dir: str, public_key_file: str, as_json: bool) -> None:
-    """Allow the client whose public key is PUBLIC_KEY_FILE (its NAME.key) to connect to this server."""
-    dest = authorize_client(keys_dir, public_key_file)
-    result = {"authorized": str(dest), "public_key": load_keypair(dest).public_text}
-    emit(result, as_json, lambda r: click.echo(f"authorized {r['public_key']} ({r['authorized']}); restart "
-                                               f"`testbed serve` to apply"))
+def authorize(keys_dir: str, label: str | None, public_key_file: str, as_json: bool) -> None:
+    """Allow the client whose public key is PUBLIC_KEY_FILE (its NAME.key) to connect to this server.
+
+    The key is kept as authorized_clients/FINGERPRINT.key, so clients whose files share a name never replace each
+    other; authorizing the same key again changes nothing. A running server applies it at the next connection."""
+    entry, added = authorize_client(keys_dir, public_key_file, label)
+    result = {**entry.as_dict(), "authorized": str(entry.path), "added": added}
+    emit(result, as_json, lambda r: click.echo(
+        f"{'authorized' if r['added'] else 'already authorized'} {r['public_key']} as {entry.describe()} "
+        f"({r['file']})"))
+
+
+@keys.command("list")
+@click.option("--keys", "keys_dir", type=click.Path(file_okay=False), required=True,
+              help="The server's key directory (the one given to `testbed serve --keys`).")
+@json_option
+@handle_errors
+def list_keys(keys_dir: str, as_json: bool) -> None:
+    """List the clients allowed to connect: fingerprint, label and file of each."""
+    entries = list_authorized(Path(keys_dir) / AUTHORIZED_DIR)
+    result = {"authorized": [e.as_dict() for e in entries]}
+
+    def human(r: dict[str, Any]) -> None:
+        if not r["authorized"]:
+            click.echo("no client is authorized")
+        for e in r["authorized"]:
+            click.echo(f"{e['fingerprint']}  {e['label'] or '-':<24}  {e['file']}")
+
+    emit(result, as_json, human)
+
+
+@keys.command("revoke")
+@click.option("--keys", "keys_dir", type=click.Path(file_okay=False), required=True,
+              help="The server's key directory (the one given to `testbed serve --keys`).")
+@click.argument("name")
+@json_option
+@handle_errors
+def revoke(keys_dir: str, name: str, as_json: bool) -> None:
+    """Remove the one authorized client NAME names (its fingerprint or label). An unknown or ambiguous NAME
+    changes nothing (exit 2, naming the candidates). A running server refuses the key from its next request on."""
+    entry = revoke_client(keys_dir, name)
+    result = {**entry.as_dict(), "revoked": str(entry.path)}
+    emit(result, as_json, lambda r: click.echo(f"revoked {entry.describe()} ({r['file']})"))

@@ -164,6 +164,9 @@ class RemoteRadio(Radio):
         self.reconnects = 0
         """How many times the client re-opened its connection or re-synchronised with a restarted server."""
         self._heartbeat: _Heartbeat | None = None
+        # One request at a time on the socket, whichever thread asks (a server serving this radio stops a silent
+        # client's transmission while a receive may be running).
+        self._call_lock = threading.RLock()
         try:
             self._hello()
         except BaseException:
@@ -274,10 +277,11 @@ class RemoteRadio(Radio):
     def _call(self, op: str, args: Mapping[str, Any], *, samples: np.ndarray | None = None,
               expect_samples: int | None = None, extra_wait_s: float = 0.0, resync: bool = True) -> proto.Reply:
         """Send one request and return its successful reply, or raise the typed error it carries."""
-        reply = self._exchange(op, args, samples, expect_samples, extra_wait_s)
-        if not reply.ok and reply.error_type == proto.STALE_SESSION and resync:
-            self._resync()
+        with self._call_lock:
             reply = self._exchange(op, args, samples, expect_samples, extra_wait_s)
+            if not reply.ok and reply.error_type == proto.STALE_SESSION and resync:
+                self._resync()
+                reply = self._exchange(op, args, samples, expect_samples, extra_wait_s)
         if not reply.ok:
             reply.raise_error()
         return reply

@@ -14,6 +14,7 @@ on the call counts and ``seed``), so a failing test repeats exactly.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -91,6 +92,7 @@ class FaultyRadio(Radio):
         self._gone = False
         self._back = False
         self._refused = 0
+        self._count_lock = threading.Lock()  # a server may stop a transmission while a receive runs
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes this class lacks; "inner" itself missing means construction failed.
@@ -106,6 +108,10 @@ class FaultyRadio(Radio):
         return {**self.inner.identity(), "faults": self.plan.as_dict()}
 
     def _count_call(self) -> None:
+        with self._count_lock:
+            self._count_call_locked()
+
+    def _count_call_locked(self) -> None:
         if self._gone:
             self._refused += 1
             if self.plan.down_for and self._refused > self.plan.down_for:

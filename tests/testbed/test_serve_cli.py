@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from radio.recording import read_sigmf
+from radio.remote.keys import ServerKeys, fingerprint, load_keypair
 from testbed.cli import main
 from testbed.inventory import ConfigError, load_config
 
@@ -49,6 +50,79 @@ def test_keys_refuse_to_overwrite_and_to_authorize_a_secret_key(tmp_path):
     code, out = run("keys", "authorize", "--keys", str(server_dir), str(client_dir / "client.key_secret"))
     assert code == 2 and "holds a secret key; allowed: the public NAME.key file only" in out
     assert oct((client_dir / "client.key_secret").stat().st_mode & 0o777) == "0o600"
+
+
+def test_two_controllers_with_the_same_key_file_name_are_both_authorized(tmp_path):
+    server_dir, first_dir, _ = make_keys(tmp_path)
+    second_dir = tmp_path / "second-controller"
+    assert run("keys", "generate", "--out", str(second_dir))[0] == 0  # client.key, like the first controller's
+    code, out = run("keys", "authorize", "--keys", str(server_dir), "--name", "lab-pc", str(second_dir / "client.key"),
+                    "--json")
+    assert code == 0 and last_json(out)["added"] and last_json(out)["label"] == "lab-pc", out
+    second = last_json(out)
+    assert Path(second["file"]).name == f"{second['fingerprint']}.key"
+    # Authorizing either again changes nothing.
+    for key_file in (first_dir / "client.key", second_dir / "client.key"):
+        code, out = run("keys", "authorize", "--keys", str(server_dir), str(key_file), "--json")
+        assert code == 0 and not last_json(out)["added"], out
+    code, out = run("keys", "list", "--keys", str(server_dir), "--json")
+    listed = last_json(out)["authorized"]
+    assert code == 0 and len(listed) == 2 and len({e["fingerprint"] for e in listed}) == 2
+    assert sorted(str(e["label"]) for e in listed) == ["None", "lab-pc"]
+    public_keys = {load_keypair(d / "client.key").public_text for d in (first_dir, second_dir)}
+    assert {e["public_key"] for e in listed} == public_keys
+    assert len(ServerKeys.from_directory(server_dir).allowed_clients) == 2
+    code, out = run("keys", "list", "--keys", str(server_dir))
+    assert code == 0 and second["fingerprint"] in out and "lab-pc" in out
+
+    # A relabelling and a label already in use are refused; nothing changes.
+    code, out = run("keys", "authorize", "--keys", str(server_dir), "--name", "other", str(second_dir / "client.key"))
+    assert code == 2 and "already authorized as 'lab-pc'" in out
+    third_dir = tmp_path / "third"
+    run("keys", "generate", "--out", str(third_dir))
+    code, out = run("keys", "authorize", "--keys", str(server_dir), "--name", "lab-pc", str(third_dir / "client.key"))
+    assert code == 2 and "label 'lab-pc' already names key" in out
+    assert len(list((server_dir / "authorized_clients").glob("*.key"))) == 2
+
+    # Revoking removes exactly the one named, by label or by fingerprint.
+    code, out = run("keys", "revoke", "--keys", str(server_dir), "lab-pc", "--json")
+    assert code == 0 and last_json(out)["fingerprint"] == second["fingerprint"], out
+    assert not Path(second["file"]).exists()
+    code, out = run("keys", "list", "--keys", str(server_dir), "--json")
+    remaining = [e["public_key"] for e in last_json(out)["authorized"]]
+    assert remaining == [load_keypair(first_dir / "client.key").public_text]
+
+
+def test_revoke_refuses_unknown_and_ambiguous_names_naming_the_candidates(tmp_path):
+    server_dir, client_dir, _ = make_keys(tmp_path)
+    allowed = server_dir / "authorized_clients"
+    code, out = run("keys", "list", "--keys", str(server_dir), "--json")
+    (entry,) = last_json(out)["authorized"]
+    code, out = run("keys", "revoke", "--keys", str(server_dir), "nosuch")
+    assert code == 2 and "no authorized key is named 'nosuch'" in out and entry["fingerprint"] in out
+    # An allow-list kept by hand may hold one key under two names: its fingerprint then names both files.
+    (allowed / "controller.key").write_bytes((client_dir / "client.key").read_bytes())
+    code, out = run("keys", "revoke", "--keys", str(server_dir), entry["fingerprint"])
+    assert code == 2 and "names 2 keys" in out and "controller" in out and out.count(entry["fingerprint"]) >= 3
+    assert len(list(allowed.glob("*.key"))) == 2
+    code, out = run("keys", "revoke", "--keys", str(server_dir), "controller")
+    assert code == 0 and not (allowed / "controller.key").exists() and Path(entry["file"]).exists()
+
+
+def test_an_allow_list_of_name_key_files_still_works_and_is_listed(tmp_path):
+    server_dir, client_dir, _ = make_keys(tmp_path)
+    allowed = server_dir / "authorized_clients"
+    for f in allowed.glob("*.key"):
+        f.unlink()
+    (allowed / "controller.key").write_bytes((client_dir / "client.key").read_bytes())  # as earlier versions did
+    public = load_keypair(client_dir / "client.key").public
+    assert ServerKeys.from_directory(server_dir).allowed_clients == {public: f"controller ({fingerprint(public)})"}
+    code, out = run("keys", "list", "--keys", str(server_dir), "--json")
+    assert code == 0 and last_json(out)["authorized"] == [{
+        "fingerprint": fingerprint(public), "label": "controller", "file": str(allowed / "controller.key"),
+        "public_key": public.decode()}]
+    code, out = run("keys", "authorize", "--keys", str(server_dir), str(client_dir / "client.key"), "--json")
+    assert code == 0 and not last_json(out)["added"] and len(list(allowed.glob("*.key"))) == 1
 
 
 @pytest.mark.parametrize("args, message", [

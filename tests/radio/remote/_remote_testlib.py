@@ -55,17 +55,21 @@ def free_port() -> int:
 
 
 class KeySet:
-    """Server keys with one authorized client and one intruder (a valid keypair the server does not know)."""
+    """Server keys with two authorized clients (``client``, ``other``) and one intruder (a valid keypair the server
+    does not know)."""
 
     def __init__(self, root: Path):
         self.server_dir = root / "server"
         self.client_dir = root / "client"
         generate_keypair(self.server_dir, "server")
         generate_keypair(self.client_dir, "client")
+        generate_keypair(self.client_dir, "other")
         generate_keypair(self.client_dir, "intruder")
         authorize_client(self.server_dir, self.client_dir / "client.key")
+        authorize_client(self.server_dir, self.client_dir / "other.key", "other")
         self.server = ServerKeys.from_directory(self.server_dir)
         self.client = load_secret_keypair(self.client_dir / "client.key_secret")
+        self.other = load_secret_keypair(self.client_dir / "other.key_secret")
         self.intruder = load_secret_keypair(self.client_dir / "intruder.key_secret")
 
     def radio(self, endpoint: str, name: str = "r0", **kw: Any) -> RemoteRadio:
