@@ -5,9 +5,18 @@ What this class enforces that pyadi-iio itself does not:
   in any AGC mode), and read back to make sure it took;
 - a TX buffer is destroyed before a new one is pushed (pyadi-iio refuses to push over a cyclic buffer and refuses
   to change ``tx_cyclic_buffer`` while one exists);
-- TX samples are scaled to int16 after the contract's clipping, with a peak check: pyadi-iio casts with
-  ``astype(int)`` into an int16 array, which would wrap a value beyond +-32767 to the opposite sign;
-- RX samples come back as 12-bit ADC codes in int16 (-2048..2047) and are scaled to full scale 1.0.
+- TX samples are scaled to int16 after the contract's clipping, with a peak check: pyadi-iio casts the floats
+  straight to the channel's int16 type, and a value beyond +-32767 does not saturate (numpy leaves the result of
+  an out-of-range float-to-int cast undefined; on x86 it wraps);
+- RX samples come back as 12-bit ADC codes sign-extended in int16 (-2048..2047, scan format ``le:S12/16>>0``)
+  and are scaled to full scale 1.0;
+- every receive is fresh: the RX device keeps a single kernel block. With libiio's default of 4, the blocks fill
+  as soon as the buffer exists and each refill returns the oldest, so the first receives after a transmit or a
+  retune would return what was on the air before it;
+- the sample rate is read back: the AD9361 divides it from a fractional BBPLL (521000 S/s reads 520999), and a
+  rate the clock chain cannot reach is a configuration error rather than a silently different rate;
+- ``extended_range`` (70 MHz-6 GHz, 56 MHz) is checked against the chip the firmware reports
+  (context attribute ``ad9361-phy,model``): an ``ad9363a`` refuses those LOs and caps the bandwidth at 20 MHz.
 """
 
 from __future__ import annotations
@@ -26,13 +35,18 @@ TX_FULL_SCALE = 32767.0
 """int16 code for digital full scale 1.0 (the AD936x DAC uses the 12 MSBs of the 16-bit word)."""
 RX_FULL_SCALE = 2048.0
 """12-bit ADC code for full scale 1.0 (codes are sign-extended into int16)."""
+RATE_READBACK_TOLERANCE = 1e-5
+"""Relative difference allowed between the asked and the read-back sample rate (BBPLL fractional-N rounding)."""
+_EXTENDED_RANGE_CHIPS = {"ad9364", "ad9361"}
 _DISCONNECT_ERRNOS = {errno.ENODEV, errno.EPIPE, errno.ECONNRESET, errno.ENOENT, errno.EIO, errno.ECONNREFUSED}
 
 
 def _import_adi() -> ModuleType:
     try:
         import adi  # type: ignore[import-not-found]
-    except ImportError as e:  # pragma: no cover - depends on the machine
+    # A libiio that is missing or too old for the installed bindings fails while they load it with ctypes: OSError
+    # (cannot open shared object) or AttributeError (undefined symbol), not ImportError.
+    except (ImportError, OSError, AttributeError) as e:
         raise RadioConfigError(
             f"driver 'pluto' needs pyadi-iio and libiio ({e}); install with: pip install -e '.[pluto]' "
             "and apt-get install libiio0") from None
@@ -65,6 +79,17 @@ class PlutoRadio(Radio):
         except Exception as e:  # noqa: BLE001 - libiio raises bare Exceptions and OSErrors alike
             raise RadioDisconnected(f"pluto {name!r} at {uri} does not answer: {e}") from None
         self._rx_size = 0
+        chip = self._context_attrs().get("ad9361-phy,model")
+        if extended_range and chip is not None and chip not in _EXTENDED_RANGE_CHIPS:
+            raise RadioConfigError(
+                f"pluto {name!r}: extended_range = true but the firmware reports ad9361-phy,model = {chip}, which "
+                f"refuses LOs outside 325 MHz-3.8 GHz; allowed: extended_range = false, or set the firmware to "
+                f"{' / '.join(sorted(_EXTENDED_RANGE_CHIPS))} (fw_setenv compatible ad9364)")
+        try:
+            # One kernel block, so that a refill waits for samples taken after it was asked for.
+            self._sdr._rxadc.set_kernel_buffers_count(1)
+        except OSError as e:
+            raise _fault(f"pluto {name!r} set RX kernel buffers", e) from None
 
     @property
     def capabilities(self) -> Capabilities:
@@ -76,13 +101,17 @@ class PlutoRadio(Radio):
             dac_bits=12, adc_bits=12, has_timestamp=False, has_temperature=True, loopback=True,
             max_buffer_samples=2**22)
 
-    def identity(self) -> dict[str, Any]:
-        ident = {**super().identity(), "uri": self.uri}
+    def _context_attrs(self) -> dict[str, str]:
         ctx = getattr(self._sdr, "ctx", None) or getattr(self._sdr, "_ctx", None)  # older pyadi-iio: _ctx
         attrs = getattr(ctx, "attrs", None)
-        if isinstance(attrs, dict):
-            ident["serial"] = attrs.get("hw_serial")
-        return ident
+        return attrs if isinstance(attrs, dict) else {}
+
+    def identity(self) -> dict[str, Any]:
+        """Name, driver, URI, the unit's serial (``hw_serial`` of the IIO context; None when it reports none) and
+        the transceiver its firmware declares (``ad9361-phy,model``: ad9363a, or ad9364 when set for extended range)."""
+        attrs = self._context_attrs()
+        return {**super().identity(), "uri": self.uri, "serial": attrs.get("hw_serial") or None,
+                "model": attrs.get("ad9361-phy,model")}
 
     def temperature_c(self) -> float | None:
         """AD936x die temperature from the ``temp0`` channel of ad9361-phy (millidegrees)."""
@@ -104,8 +133,12 @@ class PlutoRadio(Radio):
             sdr.tx_hardwaregain_chan0 = float(s.tx_gain_db)
             got_rx = float(sdr.rx_hardwaregain_chan0)
             got_tx = float(sdr.tx_hardwaregain_chan0)
+            got_rate = float(sdr.sample_rate)
         except OSError as e:
             raise _fault(f"pluto {self.name!r} configure", e) from None
+        if abs(got_rate - s.rate_sps) > RATE_READBACK_TOLERANCE * s.rate_sps:
+            raise RadioConfigError(f"pluto {self.name!r}: rate {s.rate_sps:g} S/s reads back as {got_rate:g} S/s; "
+                                   "pick a rate the AD936x clock chain reaches")
         if abs(got_rx - s.rx_gain_db) > 0.5 or abs(got_tx - s.tx_gain_db) > 0.25:
             raise RadioFault(f"pluto {self.name!r} did not take the gains: asked rx {s.rx_gain_db:g} dB / "
                              f"tx {s.tx_gain_db:g} dB, reads back rx {got_rx:g} / tx {got_tx:g}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a command inside the project's virtual environment, creating or updating it first.
+# Run a command inside the project's virtual environment, creating or updating it first, in the caller's directory.
 #   bash scripts/with-venv.sh testbed --help
 #   bash scripts/with-venv.sh python -m pytest
 # torch is installed on its own first, pinned to the CPU build, so that nothing later pulls a CUDA build.
@@ -25,5 +25,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"
-cd "$root"
+# The caller's working directory is kept, so relative paths on the command line mean what the caller meant.
 exec "$@"

@@ -39,6 +39,18 @@ class _Ctrl:
         return self._temp if name == "temp0" else None
 
 
+class _RxAdc:
+    """The ``cf-ad9361-lpc`` device: only the kernel block count the backend sets."""
+
+    def __init__(self) -> None:
+        self.kernel_buffers = 4
+
+    def set_kernel_buffers_count(self, count: int) -> None:
+        if count < 1:
+            raise OSError(errno.EINVAL, f"Invalid argument: kernel buffers count {count}")
+        self.kernel_buffers = int(count)
+
+
 class _Ctx:
     def __init__(self) -> None:
         self.attrs = {"hw_serial": "104473dc59930009ffff1f00c6a7f94ae0"}
@@ -65,6 +77,7 @@ class Pluto:
         self.uri = uri
         self.ctx = _Ctx()
         self._ctrl = _Ctrl("38500")
+        self._rxadc = _RxAdc()
         self._sample_rate = 30720000
         self._rx_lo = self._tx_lo = 2400000000
         self._rx_bw = self._tx_bw = 18000000

@@ -50,7 +50,7 @@ class StreamMode(enum.Enum):
 
 class StreamCMD:
     def __init__(self, mode: StreamMode):
-        self.stream_mode = mode
+        self._mode = mode  # UHD's stream_cmd takes the mode at construction and exposes no attribute for it
         self.num_samps = 0
         self.stream_now = False
 

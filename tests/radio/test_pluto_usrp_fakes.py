@@ -1,9 +1,9 @@
-"""Pluto and USRP backends against faithful fakes of ``adi`` and ``uhd`` (ranges, manual-gain rule,
-cyclic-buffer rule, int16 / 12-bit scaling, error mapping); real-radio tests are marked ``hardware``."""
+"""The USRP backend against a fake of ``uhd`` (device ranges, bursts, cyclic resend, RX metadata errors), and the
+real-radio loop marked ``hardware``. The Pluto backend is tested through the real pyadi-iio in
+test_pluto_real_pyadi.py; the names the USRP backend takes from ``uhd`` are checked in test_usrp_uhd_names.py."""
 
 from __future__ import annotations
 
-import errno
 import os
 import time
 
@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from radio import (RadioConfigError, RadioDisconnected, RadioOverflow, RadioTimeout, TxGuard, TxGuardRefused)
-from radio.pluto import PlutoRadio
 from radio.usrp import UsrpRadio
-from tests.fakes import fake_adi, fake_uhd
+from tests.fakes import fake_uhd
 
 GUARD = TxGuard.from_config({"allowed_bands": [[2400e6, 2483.5e6]], "max_tx_gain_db": -10.0,
                              "radios": {"usrp0": {"max_tx_gain_db": 60.0}}})
@@ -21,86 +20,6 @@ GUARD = TxGuard.from_config({"allowed_bands": [[2400e6, 2483.5e6]], "max_tx_gain
 
 def tone(n=1000, amp=0.5):
     return (amp * np.exp(2j * np.pi * 0.01 * np.arange(n))).astype(np.complex64)
-
-
-@pytest.fixture
-def pluto():
-    r = PlutoRadio("pluto0", "ip:192.168.2.1", GUARD, adi_module=fake_adi)
-    r.configure(lo_hz=2.44e9, rate_sps=7.68e6, bandwidth_hz=5e6, tx_gain_db=-20, rx_gain_db=40)
-    return r
-
-
-def test_pluto_manual_gain_rule(pluto):
-    sdr = pluto._sdr
-    assert sdr.gain_control_mode_chan0 == "manual"
-    assert sdr.rx_hardwaregain_chan0 == 40
-    # The fake, like pyadi-iio, ignores a gain write in AGC mode: the backend must not rely on it.
-    sdr.gain_control_mode_chan0 = "slow_attack"
-    sdr.rx_hardwaregain_chan0 = 10
-    assert sdr.rx_hardwaregain_chan0 == 40
-    pluto.configure(rx_gain_db=12)
-    assert sdr.gain_control_mode_chan0 == "manual" and sdr.rx_hardwaregain_chan0 == 12
-
-
-def test_pluto_ranges_are_checked_before_the_device(pluto):
-    with pytest.raises(RadioConfigError, match=r"lo_hz = 5e\+09 Hz is out of range; allowed 3.25e\+08 to 3.8e\+09"):
-        pluto.configure(lo_hz=5e9)
-    with pytest.raises(RadioConfigError, match="tx_gain_db"):
-        pluto.configure(tx_gain_db=3)
-    assert pluto._sdr.tx_lo == 2440000000
-
-
-def test_pluto_cyclic_buffers_are_destroyed_before_reuse(pluto):
-    pluto.transmit(tone(), cyclic=True, occupied_bw_hz=5e6)
-    pluto.transmit(tone(2000), cyclic=True, occupied_bw_hz=5e6)  # the fake raises if not destroyed first
-    pluto.transmit(tone(500), cyclic=False, occupied_bw_hz=5e6)
-    assert [s.size for s in pluto._sdr.sent] == [2000, 4000, 1000]
-
-
-def test_pluto_int16_scaling_never_wraps(pluto):
-    x = np.array([1.0 + 0j, -1.0 + 0.5j, 2.0 - 2.0j, 0.25j], np.complex64)
-    report = pluto.transmit(x, occupied_bw_hz=5e6)
-    assert report.clipped == 1
-    sent = pluto._sdr.sent[-1]
-    np.testing.assert_array_equal(sent, [32767, 0, -32767, 16384, 32767, -32767, 0, 8192])
-
-
-def test_pluto_rx_12bit_scaling_and_clip_count(pluto):
-    pluto._sdr.rx_source = lambda n: np.r_[np.full(10, 4000.0 + 0j), np.full(n - 10, 1024.0 + 512j)]
-    x, meta = pluto.receive(100)
-    assert meta.clip_count == 10
-    np.testing.assert_allclose(x[10:], 0.5 + 0.25j)
-    assert np.max(np.abs(x.real)) <= 1.0
-    assert meta.temperature_c == 38.5
-
-
-def test_pluto_loopback_carries_the_tone(pluto):
-    pluto.configure(tx_gain_db=-10, rx_gain_db=60)
-    pluto.transmit(tone(amp=0.7), cyclic=True, occupied_bw_hz=5e6)
-    x, _ = pluto.receive(1000)
-    f = np.fft.fft(x)
-    assert np.argmax(np.abs(f)) == 10  # 0.01 cycles/sample * 1000
-
-
-def test_pluto_guard_refusal_sends_nothing(pluto):
-    pluto.configure(tx_gain_db=-5)
-    with pytest.raises(TxGuardRefused):
-        pluto.transmit(tone(), occupied_bw_hz=5e6)
-    pluto.configure(tx_gain_db=-20, lo_hz=2.6e9)
-    with pytest.raises(TxGuardRefused):
-        pluto.transmit(tone(), occupied_bw_hz=5e6)
-    assert pluto._sdr.sent == []
-
-
-def test_pluto_faults_map_to_typed_exceptions(pluto):
-    pluto._sdr.fail_rx_with = OSError(errno.ETIMEDOUT, "Connection timed out")
-    with pytest.raises(RadioTimeout):
-        pluto.receive(10)
-    pluto._sdr.fail_rx_with = OSError(errno.ENODEV, "No such device")
-    with pytest.raises(RadioDisconnected):
-        pluto.receive(10)
-    with pytest.raises(RadioDisconnected, match="does not answer"):
-        PlutoRadio("pluto9", "ip:192.0.2.1", GUARD, adi_module=fake_adi)
 
 
 @pytest.fixture
