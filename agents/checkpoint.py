@@ -4,12 +4,19 @@ A checkpoint is one ``torch.save`` file of plain containers and tensors (loadabl
 ``weights_only=True``). It is written to a temporary file in the destination directory, flushed to disk
 and renamed over the destination, so a crash at any moment leaves either the previous checkpoint or the
 new one, never a truncated file.
+
+Run directories may come from elsewhere, and unpickling a file can run any code it names. So every
+checkpoint and policy file is read with torch's weights-only unpickler, which builds containers, numbers,
+strings and tensors and refuses anything else (:class:`UnsafeCheckpointError`), and :func:`atomic_save`
+refuses to write anything the reader would refuse.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,16 +24,51 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["atomic_save", "capture_rng_states", "load_checkpoint", "restore_rng_states"]
+__all__ = ["UnsafeCheckpointError", "atomic_save", "capture_rng_states", "check_tensors_only", "load_checkpoint",
+           "restore_rng_states"]
+
+_PLAIN_LEAVES = (type(None), bool, int, float, complex, str, bytes, torch.Tensor, torch.Size, torch.dtype,
+                 torch.device)
+"""What the weights-only unpickler rebuilds besides dicts, lists, tuples and sets."""
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint or policy file that is not a tensors-only checkpoint: loading it would mean unpickling
+    arbitrary objects (and running whatever code they name), so it is refused."""
+
+
+def check_tensors_only(obj: Any, where: str = "checkpoint") -> None:
+    """Raise TypeError naming the first value of ``obj`` (by its key path) that a weights-only load would refuse.
+
+    Allowed: None, bool, int, float, complex, str, bytes, tensors, ``torch.Size``/``dtype``/``device``, and
+    dicts, lists, tuples and sets of those.
+    """
+    if isinstance(obj, _PLAIN_LEAVES):
+        return
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            check_tensors_only(key, f"{where} key {key!r}")
+            check_tensors_only(value, f"{where}[{key!r}]")
+        return
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        for i, value in enumerate(obj):
+            check_tensors_only(value, f"{where}[{i}]")
+        return
+    raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}; a checkpoint holds only plain "
+                    f"containers, numbers, strings and tensors (store it as plain data, e.g. dataclasses.asdict)")
 
 
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
     """Write ``obj`` with ``torch.save`` to ``path`` atomically (temporary file, fsync, rename).
 
+    ``obj`` must pass :func:`check_tensors_only` (TypeError otherwise, before anything is written), so that
+    :func:`load_checkpoint` can read the file back.
+
     Returns:
         The destination path.
     """
     path = Path(path)
+    check_tensors_only(obj, path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -50,8 +92,22 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`atomic_save` (on CPU, without executing pickled code)."""
-    return torch.load(Path(path), map_location="cpu", weights_only=True)
+    """Read a checkpoint written by :func:`atomic_save` (on CPU, without executing pickled code).
+
+    Raises:
+        UnsafeCheckpointError: the file holds anything but plain containers, numbers, strings and tensors (e.g.
+            a pickled object whose unpickling would run code), or is no torch file at all. Nothing in it is run.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        why = (f"it names {found.group(1)}, which unpickling would import and call" if found
+               else "it is not a file torch's weights-only loader can read")
+        raise UnsafeCheckpointError(f"{path} is not a tensors-only checkpoint ({why}); refused without loading it. "
+                                    f"Only files holding plain containers, numbers, strings and tensors are "
+                                    f"loaded, as this testbed writes them") from None
 
 
 def capture_rng_states() -> dict[str, Any]:

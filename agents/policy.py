@@ -20,6 +20,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from agents.checkpoint import atomic_save, load_checkpoint
+
 __all__ = ["Policy", "load_policy"]
 
 _REGISTRY: dict[str, type["Policy"]] = {}
@@ -55,14 +57,20 @@ class Policy(abc.ABC):
             raise ValueError(f"{type(self).__name__} has no state to load, got keys {sorted(state)}")
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the policy to ``path`` (a torch file holding class, hyper-parameters and state)."""
-        torch.save({"class": f"{type(self).__module__}.{type(self).__qualname__}", "name": self.name,
-                    "hyper_parameters": self.hyper_parameters(), "state": self.state_dict()}, os.fspath(path))
+        """Write the policy to ``path`` atomically: a tensors-only torch file (loadable with ``weights_only=True``)
+        holding class name, hyper-parameters and state. TypeError when either holds anything else."""
+        atomic_save({"class": f"{type(self).__module__}.{type(self).__qualname__}", "name": self.name,
+                     "hyper_parameters": self.hyper_parameters(), "state": self.state_dict()}, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Policy":
-        """Rebuild the policy saved at ``path``; on a subclass, checks the file holds that class."""
-        payload = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
+        """Rebuild the policy saved at ``path``; on a subclass, checks the file holds that class.
+
+        The file is read without unpickling arbitrary objects: one holding anything but plain containers,
+        numbers, strings and tensors raises :class:`agents.checkpoint.UnsafeCheckpointError` (a ValueError)."""
+        payload = load_checkpoint(path)
+        if not isinstance(payload, dict) or not {"class", "hyper_parameters", "state"} <= set(payload):
+            raise ValueError(f"{path} is not a saved policy (expected a dict with class, hyper_parameters and state)")
         saved = _REGISTRY.get(payload["class"])
         if saved is None:
             raise ValueError(f"{path}: unknown policy class {payload['class']!r} (is its module imported?)")

@@ -37,6 +37,7 @@ import torch
 
 from agents.baselines import (ExhaustiveFPPolicy, ExhaustiveSearchPolicy, MaxPowerCQIPolicy, RandomPolicy)
 from agents.dqn import (AnalyticPhiProbe, ContinualTrainer, DQNConfig, DQNPolicy, evaluate_policy)
+from agents.jobs import Job, JobProgress, job_key, run_jobs
 from agents.results_page import figures_link, replace_section
 from agents.sadrl import JointActionView
 from twin.config import CODE_RATES, MODULATION_ORDERS, DTNConfig
@@ -44,7 +45,8 @@ from twin.geometry import nearest_ap
 from twin.network import AnalyticPhysical, LinkAdaptationNetwork, evaluate_slot
 from twin.scheduling import proportional_fair_schedule
 
-__all__ = ["FULL", "PAPER", "QUICK", "Profile", "RunSpec", "run_all", "run_spec", "write_results"]
+__all__ = ["FULL", "PAPER", "QUICK", "Profile", "RunSpec", "clear_jobs", "load_jobs", "run_all", "run_spec", "save_job",
+           "write_results"]
 
 PAPER_EPISODES = 2000
 """Z of the paper: the episodes of one training run."""
@@ -472,21 +474,96 @@ def _run_job(job: tuple[str, Profile, Any]) -> tuple[Any, Any]:
     return payload, baseline_value(profile, *payload)
 
 
-def run_all(profile: Profile, progress: Callable[[int, int], None] | None = None,
-            only: Iterable[str] | None = None, known: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def _job_record(profile: Profile, kind: str, payload: Any) -> dict[str, Any]:
+    """A job as plain JSON: its budget, kind and what it trains or evaluates (the saved job's identity)."""
+    if kind == "run":
+        what: Any = dataclasses.asdict(payload)
+    else:
+        what = dict(zip(("name", "network", "kappa", "phi", "seed", "ser_model"), payload))
+    return {"budget": json.loads(_budget(json.loads(json.dumps(dataclasses.asdict(profile), default=list)))),
+            "kind": kind, "job": json.loads(json.dumps(what, default=list))}
+
+
+def _job(profile: Profile, kind: str, payload: Any) -> Job:
+    record = _job_record(profile, kind, payload)
+    if kind == "run":
+        label = (f"{payload.scheme} {payload.agent} K,N,R={payload.network} phi={payload.phi} kappa={payload.kappa} "
+                 f"seed={payload.seed}")
+    else:
+        label = f"baseline {payload[0]} K,N,R={payload[1]} phi={payload[3]} kappa={payload[2]} seed={payload[4]}"
+    return Job(job_key(record), _run_job, ((kind, profile, payload),), record, label)
+
+
+def save_job(job_dir: Path, record: Mapping[str, Any], value: Any) -> Path:
+    """Write one finished job (``record`` from its :class:`agents.jobs.Job` config) atomically as
+    ``job_dir/KEY.json``."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    path = job_dir / f"{job_key(record)}.json"
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps({**record, "value": value}, default=float), encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def load_jobs(job_dir: Path, profile: Profile) -> dict[str, Any]:
+    """The jobs :func:`run_all` saved in ``job_dir`` with the same budget as ``profile``, as ``known`` takes them
+    (``{"runs", "baselines"}``); files of other budgets are ignored."""
+    budget = json.loads(_budget(json.loads(json.dumps(dataclasses.asdict(profile), default=list))))
+    runs: dict[RunSpec, Any] = {}
+    baselines: dict[tuple[Any, ...], float] = {}
+    for path in sorted(job_dir.glob("*.json")) if job_dir.is_dir() else []:
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue   # a torn file cannot exist (atomic writes); anything else there is not ours
+        if saved.get("budget") != budget:
+            continue
+        what = saved["job"]
+        if saved["kind"] == "run":
+            runs[RunSpec(**{**what, "network": tuple(what["network"])})] = saved["value"]
+        else:
+            baselines[(what["name"], tuple(what["network"]), what["kappa"], what["phi"], what["seed"],
+                       what["ser_model"])] = saved["value"]
+    return {"runs": runs, "baselines": baselines}
+
+
+def clear_jobs(job_dir: Path, profile: Profile) -> int:
+    """Delete the jobs of ``profile``'s budget from ``job_dir`` (after their results were written); returns how
+    many."""
+    budget = json.loads(_budget(json.loads(json.dumps(dataclasses.asdict(profile), default=list))))
+    removed = 0
+    for path in sorted(job_dir.glob("*.json")) if job_dir.is_dir() else []:
+        try:
+            if json.loads(path.read_text(encoding="utf-8")).get("budget") == budget:
+                path.unlink()
+                removed += 1
+        except (OSError, json.JSONDecodeError):
+            continue
+    return removed
+
+
+def run_all(profile: Profile, progress: JobProgress | None = None,
+            only: Iterable[str] | None = None, known: Mapping[str, Any] | None = None,
+            executor: str = "local", job_dir: Path | None = None) -> dict[str, Any]:
     """Train and evaluate what the selected experiments need (each distinct run once, known ones not again).
 
     Args:
         profile: budget and sizes.
-        progress: called as ``progress(done, total)`` after each job.
+        progress: progress of the jobs (done / running / failed, ETA).
         only: experiment keys to run (default all).
-        known: ``{"runs", "baselines"}`` computed earlier with the same profile (see :func:`load_raw`); they are
-            reused, and the outcome covers every experiment whose runs are all known or new.
+        known: ``{"runs", "baselines"}`` computed earlier with the same profile (see :func:`load_raw` and
+            :func:`load_jobs`); they are reused, and the outcome covers every experiment whose runs are all known
+            or new.
+        executor: where the jobs run (:func:`agents.jobs.parse_executor`: ``local``, ``ray``, ``ray:auto``,
+            ``ray:HOST:PORT``); ``profile.workers`` processes locally.
+        job_dir: every job is saved there as it finishes (:func:`save_job`), so that a killed call loses only the
+            jobs in flight.
 
     Returns:
-        ``{"profile", "experiments", "runs", "baselines", "decision_time_ms", "seconds", "computed"}``; ``runs`` maps
-        a :class:`RunSpec` to :func:`run_spec`'s result, ``baselines`` a (name, network, kappa, phi, seed, SER
-        model) key to its value; ``computed`` counts the jobs run by this call.
+        ``{"profile", "experiments", "runs", "baselines", "decision_time_ms", "seconds", "computed", "failures"}``;
+        ``runs`` maps a :class:`RunSpec` to :func:`run_spec`'s result, ``baselines`` a (name, network, kappa, phi,
+        seed, SER model) key to its value; ``computed`` counts the jobs run by this call; ``failures`` lists the
+        :class:`agents.jobs.JobFailure` of jobs that raised (the experiments that need them are not covered).
     """
     started = time.perf_counter()
     selected = set(only) if only is not None else None
@@ -497,38 +574,34 @@ def run_all(profile: Profile, progress: Callable[[int, int], None] | None = None
     baseline_keys = [key for key in dict.fromkeys(key for e in requested for key in e.baselines)
                      if key not in known_baselines]
     # Long jobs first so the parallel workers finish together.
-    jobs: list[tuple[str, Profile, Any]] = [("run", profile, s) for s in
-                                             sorted(run_specs, key=lambda s: (s.agent != "sadrl", s.scheme != "physical-only"))]
-    jobs += [("baseline", profile, key) for key in sorted(baseline_keys, key=lambda k: k[0] not in ("esa-fp", "esa"))]
+    jobs = [_job(profile, "run", s) for s in
+            sorted(run_specs, key=lambda s: (s.agent != "sadrl", s.scheme != "physical-only"))]
+    jobs += [_job(profile, "baseline", key) for key in
+             sorted(baseline_keys, key=lambda k: k[0] not in ("esa-fp", "esa"))]
     results: dict[Any, Any] = {}
-    total = len(jobs)
-    if profile.workers > 1 and total > 1:
-        import multiprocessing
 
-        context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-        with context.Pool(profile.workers, maxtasksperchild=8) as pool:
-            for done, (key, value) in enumerate(pool.imap_unordered(_run_job, jobs), start=1):
-                results[key] = value
-                if progress is not None:
-                    progress(done, total)
-    else:
-        for done, job in enumerate(jobs, start=1):
-            key, value = _run_job(job)
-            results[key] = value
-            if progress is not None:
-                progress(done, total)
+    def finished(job: Job, value: tuple[Any, Any], seconds: float) -> None:
+        payload, result = value
+        results[payload] = result
+        if job_dir is not None:
+            save_job(job_dir, job.config, result)
+
+    report = run_jobs(jobs, executor, workers=profile.workers, on_result=finished, progress=progress)
     decision = {n: decision_time_ms(n, repeats=50 if profile.name == "quick" else 200) for n in (20, 100)}
     # Keep what the profile's experiments use (runs of an older plan are dropped).
     needed_runs = {spec for e in plan(profile) for spec in e.runs}
     needed_baselines = {key for e in plan(profile) for key in e.baselines}
-    all_runs = {spec: value for spec, value in {**known_runs, **{spec: results[spec] for spec in run_specs}}.items()
+    all_runs = {spec: value for spec, value in {**known_runs, **{spec: results[spec] for spec in run_specs
+                                                                 if spec in results}}.items()
                 if spec in needed_runs}
     all_baselines = {key: value for key, value in
-                     {**known_baselines, **{key: results[key] for key in baseline_keys}}.items() if key in needed_baselines}
+                     {**known_baselines, **{key: results[key] for key in baseline_keys if key in results}}.items()
+                     if key in needed_baselines}
     covered = [e for e in plan(profile)
                if all(spec in all_runs for spec in e.runs) and all(key in all_baselines for key in e.baselines)]
     return {"profile": profile, "experiments": covered, "runs": all_runs, "baselines": all_baselines,
-            "decision_time_ms": decision, "seconds": time.perf_counter() - started, "computed": total}
+            "decision_time_ms": decision, "seconds": time.perf_counter() - started, "computed": len(jobs),
+            "failures": report.failures, "executor": report.executor}
 
 
 _BUDGET_FIELDS = ("seeds", "episodes", "slots_per_episode", "num_envs", "eval_episodes", "eval_slots", "curve_points",

@@ -44,13 +44,14 @@ import numpy as np
 import torch
 
 from agents.baselines import RandomHetNetPolicy, WMMSEPolicy
+from agents.jobs import Job, JobProgress, job_key, run_jobs
 from agents.marl import (DQNDDDPG, MADDPG, MADDQNDMADDPG, MAPPO, QMIX, MADDQNDMADDPGConfig, evaluate, train)
 from agents.policy import Policy
 from agents.results_page import figures_link, replace_section
 from twin import HetNetConfig, HetNetwork
 
-__all__ = ["ABLATIONS", "EXPERIMENTS", "FAIRNESS", "FULL", "PAPER", "QUICK", "Profile", "decision_cost", "load_saved",
-           "median_call_ms", "run_all", "write_results"]
+__all__ = ["ABLATIONS", "EXPERIMENTS", "FAIRNESS", "FULL", "PAPER", "QUICK", "Profile", "clear_jobs", "decision_cost",
+           "load_jobs", "load_saved", "median_call_ms", "run_all", "save_job", "write_results"]
 
 PAPER: dict[str, Any] = {
     "throughput_over_wmmse": "+33 %",
@@ -242,8 +243,75 @@ def plan(profile: Profile, experiments: Iterable[str]) -> list[tuple[str, int]]:
     return [(scheme, seed) for scheme in schemes for seed in profile.seeds]
 
 
-def _run_job_tuple(job: tuple[Profile, str, int, tuple[str, ...], Path | None]) -> dict[str, Any]:
-    return run_job(*job)
+def _run_job_tuple(job: tuple[Profile, str, int, tuple[str, ...], bool]) -> dict[str, Any]:
+    """One job where it lands (maybe another host): a trained policy comes back as the bytes of its file under
+    ``"policy_file"``, for the caller to write where the policies go."""
+    profile, scheme, seed, experiments, keep_policy = job
+    if not keep_policy:
+        return run_job(profile, scheme, seed, experiments)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="repro-hetnet-") as scratch:
+        out = run_job(profile, scheme, seed, experiments, Path(scratch))
+        trained = Path(scratch) / f"{scheme}-seed{seed}.pt"
+        if trained.exists():
+            out["policy_file"] = trained.read_bytes()
+    return out
+
+
+def _profile_record(profile: Profile) -> dict[str, Any]:
+    """The profile as JSON without the worker count (which does not change any result)."""
+    return {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(profile))).items() if k != "workers"}
+
+
+def _job(profile: Profile, scheme: str, seed: int, experiments: tuple[str, ...], keep_policy: bool) -> Job:
+    record = {"profile": _profile_record(profile), "scheme": scheme, "seed": seed, "experiments": sorted(experiments)}
+    return Job(job_key(record), _run_job_tuple, ((profile, scheme, seed, experiments, keep_policy),), record,
+               f"{scheme} seed={seed}")
+
+
+def save_job(job_dir: Path, record: Mapping[str, Any], result: Mapping[str, Any]) -> Path:
+    """Write one finished job (``record``: its :class:`agents.jobs.Job` config) atomically as ``job_dir/KEY.json``."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    path = job_dir / f"{job_key(record)}.json"
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps({**record, "result": result}, default=float), encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def load_jobs(job_dir: Path, profile: Profile) -> list[dict[str, Any]]:
+    """The job results :func:`run_all` saved in ``job_dir`` with ``profile`` (worker count aside), per-axis keys
+    turned back into numbers, as ``saved["jobs"]`` takes them; files of other profiles are ignored."""
+    mine = _profile_record(profile)
+    jobs = []
+    for path in sorted(job_dir.glob("*.json")) if job_dir.is_dir() else []:
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if saved.get("profile") != mine:
+            continue
+        job = saved["result"]
+        for key, axis in _PER_POLICY.items():
+            if key in job:
+                job[key] = {value: job[key][str(value)] for value in getattr(profile, axis) if str(value) in job[key]}
+        jobs.append(job)
+    return jobs
+
+
+def clear_jobs(job_dir: Path, profile: Profile) -> int:
+    """Delete the jobs of ``profile`` from ``job_dir`` (after their results were written); returns how many."""
+    mine = _profile_record(profile)
+    removed = 0
+    for path in sorted(job_dir.glob("*.json")) if job_dir.is_dir() else []:
+        try:
+            if json.loads(path.read_text(encoding="utf-8")).get("profile") == mine:
+                path.unlink()
+                removed += 1
+        except (OSError, json.JSONDecodeError):
+            continue
+    return removed
 
 
 # =====================================================================================================
@@ -354,12 +422,16 @@ def load_saved(path: Path, profile: Profile) -> dict[str, Any] | None:
 
 
 def run_all(profile: Profile, experiments: Iterable[str] | None = None,
-            progress: Callable[[int, int], None] | None = None, policy_dir: Path | None = None,
-            saved: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Run every job the selected experiments need (in ``profile.workers`` processes) and the decision costs.
+            progress: JobProgress | None = None, policy_dir: Path | None = None,
+            saved: Mapping[str, Any] | None = None, executor: str = "local",
+            job_dir: Path | None = None) -> dict[str, Any]:
+    """Run every job the selected experiments need (on ``executor``: ``profile.workers`` local processes by
+    default, or Ray, see :func:`agents.jobs.parse_executor`) and the decision costs.
 
-    ``saved``: what :func:`load_saved` returned; its jobs that already hold what the selected experiments need are
-    kept instead of being run again, and its experiments stay in the outcome.
+    ``saved``: what :func:`load_saved` returned (or jobs from :func:`load_jobs`); its jobs that already hold what
+    the selected experiments need are kept instead of being run again, and its experiments stay in the outcome.
+    ``job_dir``: every job is saved there as it finishes (:func:`save_job`), so a killed call loses only the jobs
+    in flight. Jobs that raise are in ``"failures"`` (:class:`agents.jobs.JobFailure`), the others are kept.
 
     Returns:
         ``{"profile", "experiments", "jobs": [run_job results], "decision": {scheme: {N: cost}}, "reused"`` (jobs
@@ -372,26 +444,24 @@ def run_all(profile: Profile, experiments: Iterable[str] | None = None,
         raise ValueError(f"unknown experiments {unknown}; allowed: {', '.join(EXPERIMENTS)}")
     kept = [job for job in (saved or {}).get("jobs", []) if _covers(job, selected)]
     have = {(job["scheme"], job["seed"]) for job in kept}
-    jobs = [(profile, scheme, seed, selected, policy_dir) for scheme, seed in plan(profile, selected)
+    jobs = [_job(profile, scheme, seed, selected, policy_dir is not None) for scheme, seed in plan(profile, selected)
             if (scheme, seed) not in have]
     # Longest first (DQN-DDDPG's wide networks, then the other learners) so parallel workers finish together.
     order = {"dqn-dddpg": 0, "wmmse-ssa": 9, "random": 10}
-    jobs.sort(key=lambda job: order.get(job[1], 1))
+    jobs.sort(key=lambda job: order.get(job.config["scheme"], 1))
     results: list[dict[str, Any]] = []
-    if profile.workers > 1 and len(jobs) > 1:
-        import multiprocessing
 
-        context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-        with context.Pool(profile.workers, maxtasksperchild=4) as pool:
-            for done, result in enumerate(pool.imap_unordered(_run_job_tuple, jobs), start=1):
-                results.append(result)
-                if progress is not None:
-                    progress(done, len(jobs))
-    else:
-        for done, job in enumerate(jobs, start=1):
-            results.append(_run_job_tuple(job))
-            if progress is not None:
-                progress(done, len(jobs))
+    def finished(job: Job, result: dict[str, Any], seconds: float) -> None:
+        policy_file = result.pop("policy_file", None)
+        if policy_file is not None and policy_dir is not None:
+            policy_dir.mkdir(parents=True, exist_ok=True)
+            (policy_dir / f"{result['scheme']}-seed{result['seed']}.pt").write_bytes(policy_file)
+        results.append(result)
+        if job_dir is not None:
+            save_job(job_dir, job.config, result)
+
+    report = run_jobs(jobs, executor, workers=profile.workers, on_result=finished, progress=progress,
+                      max_tasks_per_worker=4)
     sizes = sorted({profile.num_ues, 200})
     repeats = 20 if profile.name == "quick" else 100
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
@@ -408,6 +478,7 @@ def run_all(profile: Profile, experiments: Iterable[str] | None = None,
     reused = sum(1 for job in results if (job["scheme"], job["seed"]) not in new)
     return {"profile": profile, "experiments": [e for e in EXPERIMENTS if e in done], "jobs": results,
             "decision": decision, "decision_load": load, "reused": reused, "seconds": time.perf_counter() - started,
+            "failures": report.failures, "executor": report.executor,
             "total_seconds": time.perf_counter() - started + (float((saved or {}).get("seconds", 0.0)) if reused else 0.0)}
 
 

@@ -5,6 +5,11 @@ then TX + RX time per slot for 25 RB of 64QAM, with and without LDPC decoding, t
 subframe and the 20 ms twin time slot, one OTA slot of 2 AP radios sharing the 25 RB, and LDPC decoding
 throughput of this package's call against Sionna's default call in the same run.
 
+``cfo_search`` (also with ``--ota-only``): the receiver's cost per OTA slot plan (8 links of 3 RBs) with the
+narrow search (+-1 SCS) against the wide one (+-50 ppm at 5.8 GHz, +-19.3 SCS: the widest default), on the same
+received buffer in the same run, for ``receive_slot`` (measure + decode) and ``synchronise`` alone, with their
+ratios (wide / narrow).
+
 The OTA slot is measured as ``run_slot`` runs it in ``testbed run``: the plan changes every slot (payload seed; the
 link powers stay at -2 to -4 dB), the AP radio transmits the new slot cyclically, the device radio receives two slot lengths and
 every link is measured and decoded. ``ota_slot_8_links`` has one AP radio (``sim0 -> sim1``, as ``testbed run
@@ -48,6 +53,7 @@ from radio.base import RadioSettings  # noqa: E402
 from radio.guard import TxGuard  # noqa: E402
 from radio.ofdm import Link, SlotPlan, build_slot, receive_slot, run_slot  # noqa: E402
 from radio.ofdm import fec, receiver  # noqa: E402
+from radio.ofdm.receiver import cfo_search_scs, synchronise  # noqa: E402
 from radio.ofdm.channels import awgn  # noqa: E402
 from radio.ofdm.fec import decode_groups  # noqa: E402
 from radio.ofdm.modulation import demap_llr, map_bits  # noqa: E402
@@ -189,6 +195,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     results["ota_slot_8_links"] = ota_case(1, args.ota_slots, args.repeat)
     results["ota_slot_8_links_2_aps"] = ota_case(2, args.ota_slots, args.repeat)
+    results["cfo_search"] = cfo_search_case(args.repeat, rng)
     results["machine"] = {"python": platform.python_version(), "torch": torch.__version__,
                           "processor": platform.processor() or platform.machine(), "cpus": _DEFAULT_THREADS,
                           "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
@@ -240,6 +247,24 @@ def main() -> None:
 
     results["ldpc"] = ldpc_comparison(full, txs[0], rng, args.repeat)
     print(json.dumps(results, indent=1, sort_keys=True))
+
+
+def cfo_search_case(repeat: int, rng: np.random.Generator) -> dict[str, Any]:
+    """Per-slot cost of the wide CFO search against the narrow one (module docstring, ``cfo_search``)."""
+    plan = ota_plans([None], 1)[0][1]
+    tx = build_slot(plan, 1)
+    x = rx_buffer(tx, 25.0, rng)
+    wide = cfo_search_scs(5.8e9, plan.numerology.scs_hz)
+    out: dict[str, Any] = {"plan": "lte5, 8 links x 3 RBs", "wide_max_cfo_scs": wide}
+    for name, scs in (("narrow", 1.0), ("wide", wide)):
+        out[f"receive_slot_{name}"] = timed(lambda: receive_slot(x, plan, 1, reference=tx, max_cfo_scs=scs), repeat)
+        out[f"synchronise_{name}"] = timed(lambda: synchronise(x, plan, max_cfo_scs=scs), repeat)
+    for step in ("receive_slot", "synchronise"):
+        out[f"{step}_ratio_wide_over_narrow"] = (out[f"{step}_wide"]["best_cpu_s"]
+                                                 / out[f"{step}_narrow"]["best_cpu_s"])
+    out["wide_search_extra_s_per_plan"] = (out["synchronise_wide"]["best_cpu_s"]
+                                           - out["synchronise_narrow"]["best_cpu_s"])
+    return out
 
 
 def ldpc_comparison(plan: SlotPlan, tx, rng: np.random.Generator, repeat: int) -> dict[str, Any]:

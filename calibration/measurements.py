@@ -53,6 +53,27 @@ def evm_window_offsets(cp_len: int, window: int) -> tuple[int, int]:
     return max(half_cp + alpha - window // 2, 0), min(half_cp + window // 2, cp_len)
 
 
+LTE_EVM_WINDOW_NORMAL_CP: dict[int, int] = {128: 5, 256: 12, 512: 32, 1024: 66, 1536: 102, 2048: 136}
+"""EVM window length W (samples) of LTE with the normal CP, by FFT size at the standard rate (TS 36.104 E.5.1 /
+36.101 F.5.3: 1.4, 3, 5, 10, 15, 20 MHz)."""
+
+
+def evm_window_length(rat: str, fft_size: int) -> int:
+    """The 3GPP EVM window W (samples) of an LTE carrier with the normal CP at its standard rate.
+
+    Args:
+        rat: ``"lte"`` (the only one with a table here).
+        fft_size: the carrier's FFT size at its standard sample rate (128 ... 2048).
+
+    Raises:
+        ValueError: another RAT or FFT size (NR FR1 windows, TS 38.104 Annex B, are not tabulated here).
+    """
+    if rat != "lte" or fft_size not in LTE_EVM_WINDOW_NORMAL_CP:
+        raise ValueError(f"no EVM window table for rat {rat!r} with FFT size {fft_size}; allowed: rat 'lte' with "
+                         f"FFT size one of {sorted(LTE_EVM_WINDOW_NORMAL_CP)}")
+    return LTE_EVM_WINDOW_NORMAL_CP[fft_size]
+
+
 @dataclass(frozen=True)
 class Evm3gpp:
     """Result of :func:`evm_3gpp`."""
@@ -72,11 +93,12 @@ class Evm3gpp:
 
 def evm_3gpp(rx: np.ndarray, symbol_starts: Sequence[int], cp_lengths: Sequence[int], fft_size: int,
              bins: np.ndarray, ideal: np.ndarray, data_mask: np.ndarray, pilot_mask: np.ndarray, window: int,
-             *, freq_smoothing: int = 19) -> Evm3gpp:
+             *, freq_smoothing: int = 19, delays: Sequence[float] | None = None) -> Evm3gpp:
     """EVM by the TS 36.104 Annex E / 38.104 Annex B procedure on a time- and frequency-corrected signal.
 
-    For each window extremity: FFT every OFDM symbol from ``start + offset`` (see :func:`evm_window_offsets`);
-    the equaliser is Z/I on the reference REs, averaged over time per subcarrier (phase unwrapped), smoothed by a
+    For each window extremity: FFT every OFDM symbol from ``start + offset`` (see :func:`evm_window_offsets`),
+    the known phase ramp of starting ``cp - offset`` samples before the symbol's body removed (symbols with
+    different CP lengths then share one channel); the equaliser is Z/I on the reference REs, averaged over time per subcarrier (phase unwrapped), smoothed by a
     moving average over ``freq_smoothing`` reference subcarriers (shrinking at the band edges), interpolated to
     every subcarrier; EVM is RMS over the data REs of the frame. The larger of the two is the result.
 
@@ -90,15 +112,20 @@ def evm_3gpp(rx: np.ndarray, symbol_starts: Sequence[int], cp_lengths: Sequence[
         data_mask: shape [L, K], bool, REs counted in the EVM.
         pilot_mask: shape [L, K], bool, reference REs used by the equaliser.
         window: the EVM window length W in samples.
+        delays: optional, per OFDM symbol, how many samples (fractional) later than ``symbol_starts`` the symbol
+            really arrives (a sample-clock drift tracked by the caller); removed as a phase ramp. Length L.
     """
     rx = np.asarray(rx, np.complex128)
     L, K = ideal.shape
+    if delays is not None and len(delays) != L:
+        raise ValueError(f"{len(delays)} delays for {L} symbols")
     if len(symbol_starts) != L or len(cp_lengths) != L:
         raise ValueError(f"{len(symbol_starts)} starts and {len(cp_lengths)} CP lengths for {L} symbols")
     if not pilot_mask.any() or not data_mask.any():
         raise ValueError("need at least one reference RE and one data RE")
     results = []
     per_symbol = []
+    signed = _signed_bins(bins, fft_size)
     for pick in (0, 1):
         grid = np.empty((L, K), np.complex128)
         for l, (s, cp) in enumerate(zip(symbol_starts, cp_lengths)):
@@ -106,8 +133,11 @@ def evm_3gpp(rx: np.ndarray, symbol_starts: Sequence[int], cp_lengths: Sequence[
             seg = rx[int(s) + off: int(s) + off + fft_size]
             if seg.size != fft_size:
                 raise ValueError(f"symbol {l} runs past the end of the capture")
-            grid[l] = np.fft.fft(seg)[bins] / math.sqrt(fft_size)
-        eq = _reference_equaliser(grid, ideal, pilot_mask, freq_smoothing, _signed_bins(bins, fft_size))
+            # The window starts cp - off samples before the symbol's body; that advance's phase ramp is taken out,
+            # so symbols with different CP lengths (LTE's longer first CP) share one equaliser.
+            advance = int(cp) - off + (float(delays[l]) if delays is not None else 0.0)
+            grid[l] = np.fft.fft(seg)[bins] / math.sqrt(fft_size) * np.exp(2j * np.pi * signed * advance / fft_size)
+        eq = _reference_equaliser(grid, ideal, pilot_mask, freq_smoothing, signed)
         z = grid / eq[None, :]
         err = np.abs(z - ideal) ** 2
         ref = np.abs(ideal) ** 2
@@ -132,28 +162,45 @@ def _reference_equaliser(grid: np.ndarray, ideal: np.ndarray, pilot_mask: np.nda
     ratio = np.divide(grid, ideal, out=np.zeros_like(grid), where=pilot_mask & (ideal != 0))
     have = pilot_mask.any(axis=0)
     ref_sc = np.flatnonzero(have)
-    amp = np.array([np.abs(ratio[pilot_mask[:, k], k]).mean() for k in ref_sc])
-    phase = np.array([np.unwrap(np.angle(ratio[pilot_mask[:, k], k])).mean() for k in ref_sc])
+    mask = pilot_mask[:, ref_sc]
+    counts = mask.sum(axis=0)
+    r = ratio[:, ref_sc]
+    amp = np.where(mask, np.abs(r), 0.0).sum(axis=0) / counts
+    # Time average of the unwrapped phase per subcarrier: unwrap along time over that subcarrier's reference REs.
+    order = np.argsort(~mask, axis=0, kind="stable")          # each column's reference REs first, in time order
+    ph = np.take_along_axis(np.angle(r), order, axis=0)
+    valid = np.take_along_axis(mask, order, axis=0)
+    ph = np.where(valid, ph, np.nan)
+    first = ph[0]
+    ph = np.where(valid, ph, first[None, :])                  # padding repeats the first value: no unwrap jump
+    ph = np.unwrap(ph, axis=0)
+    phase = np.where(valid, ph, 0.0).sum(axis=0) / counts
     phase = np.unwrap(phase)
-    half = span // 2
     fr = freq[ref_sc]
-    amp_s = np.empty_like(amp)
-    ph_s = np.empty_like(phase)
-    n = ref_sc.size
-    for j in range(n):
-        w = min(half, j, n - 1 - j)  # the window shrinks symmetrically at the band edges
-        sl = slice(j - w, j + w + 1)
-        if w == 0:
-            amp_s[j], ph_s[j] = amp[j], phase[j]
-            continue
-        # A local straight-line fit evaluated at the centre: the moving average for uniformly spaced reference
-        # subcarriers, and still exact for the linear phase of a timing offset where the DC gap breaks the spacing.
-        x = fr[sl] - fr[j]
-        amp_s[j] = np.polyfit(x, amp[sl], 1)[1]
-        ph_s[j] = np.polyfit(x, phase[sl], 1)[1]
+    amp_s = _local_linear_smooth(fr, amp, span // 2)
+    ph_s = _local_linear_smooth(fr, phase, span // 2)
     a = _interp_linear_extrapolate(freq, freq[ref_sc], amp_s)
     p = _interp_linear_extrapolate(freq, freq[ref_sc], ph_s)
     return a * np.exp(1j * p)
+
+
+def _local_linear_smooth(x: np.ndarray, y: np.ndarray, half: int) -> np.ndarray:
+    """At every point j, a straight line fitted to points j-w..j+w (w = min(half, j, n-1-j): the window shrinks
+    symmetrically at the edges), evaluated at x[j]. For uniformly spaced x this is the moving average; where a gap
+    (the DC subcarrier) breaks the spacing, a linear trend (a timing offset's phase) still passes unbent.
+    x, y: float [n] -> float [n]."""
+    n = x.size
+    j = np.arange(n)
+    w = np.minimum(np.minimum(j, n - 1 - j), half)
+    xc = x - x.mean()  # conditioning of the sums
+    c = [np.concatenate([[0.0], np.cumsum(v)]) for v in (np.ones(n), xc, xc * xc, y, xc * y)]
+    lo, hi = j - w, j + w + 1
+    s0, s1, s2, sy, sxy = (cs[hi] - cs[lo] for cs in c)
+    den = s0 * s2 - s1 * s1
+    safe = np.abs(den) > 1e-12 * np.maximum(s0 * s2, 1e-300)
+    slope = np.divide(s0 * sxy - s1 * sy, den, out=np.zeros(n), where=safe)
+    mean_x, mean_y = s1 / s0, sy / s0
+    return mean_y + slope * (xc - mean_x)
 
 
 def _interp_linear_extrapolate(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
@@ -266,3 +313,71 @@ def acs_db(interferer_power: float, leaked_power: float) -> float:
 def acir_db(aclr_db: float, acs_db_value: float) -> float:
     """ACIR = 1 / (1/ACLR + 1/ACS), all linear; returned in dB."""
     return -10 * math.log10(10 ** (-aclr_db / 10) + 10 ** (-acs_db_value / 10))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The transmitter's own ACLR, the analyser's contribution removed
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CommonAclr:
+    """Result of :func:`common_adjacent_ratios`: adjacent-channel power over channel power (linear), per offset."""
+
+    common: dict[int, float]
+    """Per adjacent-channel offset k (+-1, +-2): the part both receivers share (the transmitter's emission) over
+    the shared channel power. Can be <= 0 where the shared part is below what the captures resolve."""
+    lag: int
+    """Samples ``b`` was shifted by to align it with ``a``."""
+    frequency_offset_hz: float
+    """Frequency of ``b`` relative to ``a`` that was removed."""
+
+
+def common_adjacent_ratios(a: np.ndarray, b: np.ndarray, rate_sps: float, channel_bw_hz: float,
+                           measurement_bw_hz: float, *, nfft: int = 4096, max_lag: int = 256) -> CommonAclr:
+    """The transmitter's ACLR from two receivers capturing the same transmission at the same time.
+
+    Each receiver adds its own distortion, phase-noise spreading (reciprocal mixing) and noise to the adjacent
+    channels; they are independent between two receivers, while the transmitter's emission is common to both. The
+    cross-spectral density of the two captures keeps only the common part: its power in the adjacent band over its
+    power in the wanted channel is the transmitter's ACLR (as a linear leakage ratio) without the analysers'.
+
+    The captures are aligned first: the lag from the correlation of their envelopes (within +-``max_lag``), the
+    frequency offset between their LOs from the phase drift of their product, and the remaining fractional delay
+    from the cross-spectrum's phase slope over the wanted channel.
+
+    Args:
+        a, b: shape [n], complex, two captures of the same air time at ``rate_sps`` (equal length).
+        channel_bw_hz: the adjacent-channel spacing; measurement_bw_hz: BW_Config.
+    """
+    a = np.asarray(a, np.complex128).reshape(-1)
+    b = np.asarray(b, np.complex128).reshape(-1)
+    n = min(a.size, b.size)
+    if n < 4 * nfft:
+        raise ValueError(f"captures of {n} samples; allowed: at least {4 * nfft} (4 x nfft)")
+    a, b = a[:n], b[:n]
+    ea = np.abs(a) ** 2 - np.mean(np.abs(a) ** 2)
+    eb = np.abs(b) ** 2 - np.mean(np.abs(b) ** 2)
+    size = 1 << int(math.ceil(math.log2(2 * n)))
+    xc = np.fft.ifft(np.fft.fft(ea, size) * np.conj(np.fft.fft(eb, size)))
+    lags = np.r_[np.arange(0, max_lag + 1), np.arange(-max_lag, 0)]
+    lag = int(lags[np.argmax(np.abs(xc[lags]))])
+    if lag >= 0:
+        a, b = a[lag:], b[:n - lag]
+    else:
+        a, b = a[:n + lag], b[-lag:]
+    z = a * np.conj(b)
+    d = 256
+    offset = float(np.angle(np.sum(z[d:] * np.conj(z[:-d])))) / (2 * np.pi * d) * rate_sps
+    b = b * np.exp(2j * np.pi * offset / rate_sps * np.arange(b.size))
+    f, c = _signal.csd(a, b, fs=rate_sps, window="blackmanharris", nperseg=nfft, noverlap=nfft // 2,
+                       return_onesided=False, scaling="density", detrend=False)
+    order = np.argsort(f)
+    f, c = f[order], c[order]
+    main_sel = np.abs(f) <= measurement_bw_hz / 2
+    phase = np.unwrap(np.angle(c[main_sel]))
+    slope, intercept = np.polyfit(f[main_sel], phase, 1, w=np.abs(c[main_sel]))
+    aligned = (c * np.exp(-1j * (slope * f + intercept))).real
+    main = band_power(f, aligned, 0.0, measurement_bw_hz)
+    if main <= 0:
+        raise ValueError("the two captures share no power in the wanted channel")
+    common = {k: band_power(f, aligned, k * channel_bw_hz, measurement_bw_hz) / main for k in (-2, -1, 1, 2)}
+    return CommonAclr(common, lag, offset)

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from calibration.fit import Estimate, KappaFit
+from calibration.session import ACLR_BLOCKS, ANALYSER_LIMITED_MARGIN_DB
 
 __all__ = ["write_report"]
 
@@ -104,7 +105,8 @@ def _plots(record: Mapping[str, Any], out: Path) -> list[tuple[str, str]]:
         for pair, rows in sorted(results["aclr"].items()):
             lv = [r["channel_power_dbfs"] for r in rows]
             for key, style in (("aclr1_db", "o-"), ("aclr2_db", "s-"), ("acir1_db", "o--"), ("acir2_db", "s--")):
-                ax.plot(lv, [r[key] for r in rows], style, ms=4, label=f"{key[:-3].upper()} {pair}")
+                ax.plot(lv, [r[key] if r[key] is not None else math.nan for r in rows], style, ms=4,
+                        label=f"{key[:-3].upper()} {pair}")
         ax.set_xlabel("received channel power (dBFS)")
         ax.set_ylabel("dB")
         ax.set_title("ACLR and ACIR versus power")
@@ -181,10 +183,27 @@ def write_report(record: Mapping[str, Any], out_dir: str | Path) -> dict[str, st
     aclr_rows = []
     for pair, pts in sorted(r["aclr"].items()):
         for p in pts:
-            cells = [pair, f"{p['channel_power_dbfs']:.1f}"] + [
-                "-" if p[k] is None else f"{p[k]:.1f}" for k in ("aclr1_db", "aclr2_db", "acir1_db", "acir2_db",
-                                                                  "acs1_db", "acs2_db")]
+            def aclr_cell(order: int) -> str:
+                value = p.get(f"aclr{order}_db")
+                if value is None:
+                    return "not resolved"
+                ci = p.get(f"aclr{order}_ci95") or [None, None]
+                text = f"{value:.1f}" + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if None not in ci else "")
+                floor = p.get(f"aclr{order}_floor_db")
+                text += f"; floor {floor:.1f}" if floor is not None else ""
+                return text + (" ANALYSER-LIMITED" if p.get(f"aclr{order}_analyser_limited") else "")
+
+            cells = [pair, f"{p['channel_power_dbfs']:.1f}", aclr_cell(1), aclr_cell(2)] + [
+                "-" if p[k] is None else f"{p[k]:.1f}" for k in ("acir1_db", "acir2_db", "acs1_db", "acs2_db")]
             aclr_rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    evm = r.get("evm") or {}
+    evm_rows = "".join(f"<tr><td>{html.escape(pair)}</td><td>{e['level_db']:g}</td><td>{100 * e['evm']:.2f}</td>"
+                       f"<td>{100 * e['evm_tracked']:.2f}</td></tr>" for pair, e in sorted(evm.get("by_pair", {}).items()))
+    evm_html = (f"<h2>EVM (%) at the highest level</h2><p>EVM: {html.escape(evm.get('method', ''))}; window W = "
+                f"{evm.get('window_samples')} samples. Tracked: the link receiver's EVM with per-symbol common-phase "
+                f"correction (diagnostic). {html.escape(evm.get('kappa_input_reason', ''))}</p><table><tr><th>pair"
+                f"</th><th>level (dB)</th><th>EVM (3GPP)</th><th>EVM tracked</th></tr>{evm_rows}</table>"
+                if evm else "")
     notes = "".join(f"<li>{html.escape(str(n))}</li>" for n in record.get("notes", [])) or "<li>none</li>"
     meta = record.get("meta", {})
     figures = "".join(f'<figure><img src="{n}"><figcaption>{html.escape(c)}</figcaption></figure>' for n, c in plots)
@@ -198,6 +217,11 @@ temperature {meta.get('temperature_c')}.</p>
 <h2>ACLR, ACIR and ACS (dB) per pair and received power (dBFS)</h2>
 <table><tr><th>pair</th><th>power</th><th>ACLR1</th><th>ACLR2</th><th>ACIR1</th><th>ACIR2</th><th>ACS1</th>
 <th>ACS2</th></tr>{''.join(aclr_rows)}</table>
+<p>ACLR is the transmitter's own (95 % interval from {ACLR_BLOCKS} blocks of the capture): the part of the
+adjacent-channel power that a second receiver of the same air time shares; "floor" is the best ACLR the receiving
+radio could show (its own distortion, phase noise and LNA products); within {ANALYSER_LIMITED_MARGIN_DB:g} dB of
+it a value is ANALYSER-LIMITED and only a lower bound. ACS uses the transmitter's ACLR.</p>
+{evm_html}
 <p>ACS is "-" where the measured ACIR is not below the ACLR: the receiver's selectivity is then beyond what this
 transmitter's leakage lets the pair measure.</p>
 <h2>Notes</h2><ul>{notes}</ul>

@@ -8,12 +8,23 @@ What is measured (every directed pair of the radios given; a radio that can hear
    ``mean |e|^2`` and, for every two receivers of the same transmission, ``Re mean(e_1 conj(e_2))``: the part of
    the error the receivers share, which is the transmitter's distortion. :func:`calibration.fit.fit_kappa` solves
    for kappa_t of each transmitter and kappa_r of each receiver.
+   The EVM the record quotes is the 3GPP one (TS 36.104 Annex E: equaliser from the reference symbols averaged
+   over the capture, EVM window W of the carrier's table, the larger of the two window extremities); the link
+   receiver's tracked EVM (per-symbol common phase removed) is kept beside it as a diagnostic and is what feeds
+   kappa (see :data:`KAPPA_INPUT_REASON`): the twin's kappa is the distortion its links suffer.
 2. **Leakage between RB groups** (the twin's RRB-level ACIR): a transmitter sends one link on a group of RBs in
    the middle of the carrier; the receiver measures the power on the groups at offsets +-1 and +-2 (the same FFT
    timing, noise floor from a capture with the transmitter off removed).
 3. **ACLR, ACS and ACIR** (TS 36.104 / 38.104 definitions): the transmitter sends the carrier at a wide sample rate;
    the receiver measures ACLR1/2 on a wide capture (noise floor removed), then tunes its narrow channel to the
    adjacent channels to measure how much of the transmitter lands there (ACIR); ACS = 1 / (1/ACIR - 1/ACLR).
+   The receiving radio is the analyser, so its own distortion, phase noise and LNA products add to the adjacent
+   channels. A second receiver captures the same air time (the transmitter in loopback, else a third radio); the
+   cross-spectrum of the two keeps only what they share, the transmitter's emission, which is its ACLR; what the
+   receiver measured beyond it is its floor. Chosen over solving the power equations of both directions: with two
+   radios those (A->B, B->A and the loopbacks) leave one unknown free, as the TX/RX split of kappa does without a
+   shared observation. Each ACLR carries a 95 % interval from blocks of the capture, and one within
+   ANALYSER_LIMITED_MARGIN_DB of the floor is flagged analyser-limited (a record field and a note).
 4. **phi** against the twin's nominal model (its paper defaults unless told): phi_hwi from the distortion
    (kt^2 + kr^2 of every directed pair of different radios, per power) against nominal kappa; phi_aci from the
    RB-group leakage against the nominal ACIR1/ACIR2 (a victim with occupied neighbours at +-1 and +-2); the joint
@@ -31,13 +42,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from scipy import stats
 
 from calibration.fit import EvmObservation, KappaFit, combine_phi, fit_kappa, fit_ratio
-from calibration.measurements import band_power, power_spectral_density
+from calibration.measurements import (Evm3gpp, band_power, common_adjacent_ratios, evm_3gpp, evm_window_length,
+                                      power_spectral_density)
 from radio.base import Radio
 from radio.errors import RadioFault, RadioTimeout
 from radio.ofdm import Link, SlotPlan, build_slot, numerology, receive_slot
+from radio.ofdm.numerology import Numerology
 from radio.ofdm.receiver import rb_power_profile
+from radio.ofdm.slot import REFERENCE_SYMBOLS, SYMBOLS_PER_SLOT, TxSlot, geometry
 
 __all__ = ["CalibrationSettings", "Nominal", "SweepPointFailed", "run_calibration", "settings_key"]
 
@@ -165,11 +180,75 @@ def _check_clean(radio: Radio, report: Any, meta: Any) -> None:
 # Sweeps
 # --------------------------------------------------------------------------------------------------------------
 
+def evm_window_of(num: Numerology, rate_sps: float) -> int | None:
+    """The 3GPP EVM window W (samples at ``rate_sps``) of a carrier, scaled from its standard rate; None where the
+    spec table is not at hand (NR FR1)."""
+    try:
+        w = evm_window_length(num.rat, num.fft_size)
+    except ValueError:
+        return None
+    return max(int(round(w * rate_sps / num.sample_rate_hz)), 1)
+
+
+def _evm_3gpp_of_capture(samples: np.ndarray, plan: SlotPlan, sent: TxSlot, starts: Sequence[int],
+                         cfo_hz: float, window: int | None) -> Evm3gpp:
+    """The 3GPP EVM of consecutive repetitions of one cyclic slot in ``samples``.
+
+    ``starts``: the first sample (preamble CP) of each repetition, as the receiver synchronised it; ``cfo_hz`` is
+    removed from the whole capture (one frequency correction, as the analyser makes). The equaliser averages the
+    reference symbols (preamble, DMRS) of every repetition, per subcarrier, and never tracks a per-symbol phase:
+    the common phase error of phase noise is counted, as TS 36.104 Annex E counts it. ``window`` None (no table
+    for the carrier): one FFT position at the centre of each CP.
+    """
+    geo = geometry(plan)
+    x = np.asarray(samples, np.complex128)
+    n = np.arange(x.size)
+    x = x * np.exp(-2j * np.pi * cfo_hz / plan.rate_hz * n)
+    length = plan.slot_length
+    if len(starts) >= 2:
+        # One frequency for the whole capture, as the analyser estimates it: the receiver's per-slot CFOs carry
+        # each slot's slow phase-noise drift, and over several slots that residual would count as EVM. The phase
+        # of each repetition against the known waveform, fitted by a straight line over the capture, refines it.
+        at = np.asarray(starts, np.int64)
+        phases = np.unwrap([np.angle(np.vdot(sent.waveform, x[a: a + length])) for a in at])
+        slope = float(np.polyfit(at.astype(float), phases, 1)[0])
+        x = x * np.exp(-1j * slope * n)
+    # Sample-clock drift: each repetition's fractional delay from the peak of its correlation with the known
+    # waveform (parabola through the three largest values; its shape bias is the same in every repetition and
+    # the equaliser takes a common delay anyway). The receiver's integer starts leave up to half a sample, which
+    # the capture-long equaliser would otherwise see as a phase error growing towards the band edges.
+    reference = np.conj(np.fft.fft(sent.waveform))
+    delays = []
+    for a in starts:
+        c = np.abs(np.fft.ifft(np.fft.fft(x[int(a): int(a) + length]) * reference))
+        peak = int(np.argmax(c))
+        lo, mid, hi = c[peak - 1], c[peak], c[(peak + 1) % length]
+        curvature = lo - 2 * mid + hi
+        frac = 0.5 * (lo - hi) / curvature if curvature < 0 else 0.0
+        lag = peak if peak <= length // 2 else peak - length
+        delays.append(lag + frac)
+    bins = geo.rb_bins.reshape(-1)
+    ideal_slot = sent.grid[:, bins]
+    pilots = geo.pilots[:, bins] != 0
+    is_reference = np.zeros(SYMBOLS_PER_SLOT, bool)
+    is_reference[list(REFERENCE_SYMBOLS)] = True
+    pilot_slot = pilots & is_reference[:, None]
+    data_slot = (ideal_slot != 0) & ~pilots
+    reps = len(starts)
+    symbol_starts = np.concatenate([int(a) + geo.symbol_start for a in starts])
+    cps = np.tile(geo.cp, reps)
+    w = window if window is not None else 1
+    return evm_3gpp(x, symbol_starts, cps, geo.fft_size, bins, np.tile(ideal_slot, (reps, 1)),
+                    np.tile(data_slot, (reps, 1)), np.tile(pilot_slot, (reps, 1)), w,
+                    delays=np.repeat(delays, SYMBOLS_PER_SLOT))
+
+
 def _evm_sweep(radios: Mapping[str, Radio], listeners: Mapping[str, list[str]], s: CalibrationSettings,
                notes: list[str], raw: list[dict[str, Any]], tick: Callable[[], None],
-               constellation: dict[str, Any]) -> list[EvmObservation]:
+               constellation: dict[str, Any], evm_rows: list[dict[str, Any]]) -> list[EvmObservation]:
     obs: list[EvmObservation] = []
     reps = s.slots_per_point
+    window = evm_window_of(numerology(s.numerology), numerology(s.numerology).sample_rate_hz)
     for tx_name, tx in radios.items():
         for level in s.evm_levels_db:
             plan = _full_band_plan(s.numerology, level)
@@ -185,20 +264,30 @@ def _evm_sweep(radios: Mapping[str, Radio], listeners: Mapping[str, list[str]], 
                     _check_clean(tx, report, meta)
                     captures[rx_name] = samples
                 errors: dict[str, list[np.ndarray]] = {name: [] for name in captures}
+                slot_starts: dict[str, list[int]] = {name: [] for name in captures}
+                cfos: dict[str, list[float]] = {name: [] for name in captures}
                 first: int | None = None
                 for rep_index in range(reps):
                     for rx_name, samples in captures.items():
                         if first is None:
                             rep = receive_slot(samples[: length + length // 2], plan, 0, reference=sent,
-                                               keep_symbols=True, decode=False)
+                                               keep_symbols=True, decode=False,
+                                               lo_hz=radios[rx_name].settings.lo_hz)
                             first = rep.sync.start
+                            offset = 0
                         else:
                             # Every receiver analyses the same repetitions of the cyclic slot (the same air time),
                             # so that the transmitter's distortion is the same in all of them.
                             at = first + rep_index * length
-                            rep = receive_slot(samples[max(at - 32, 0): at + length + 32], plan, 0, reference=sent,
-                                               keep_symbols=True, decode=False)
+                            offset = max(at - 32, 0)
+                            rep = receive_slot(samples[offset: at + length + 32], plan, 0, reference=sent,
+                                               keep_symbols=True, decode=False,
+                                               lo_hz=radios[rx_name].settings.lo_hz)
+                        slot_starts[rx_name].append(offset + rep.sync.start)
+                        cfos[rx_name].append(rep.sync.cfo_hz)
                         link = rep.links[0]
+                        if not rep.acquired:
+                            raise SweepPointFailed(f"{tx_name}->{rx_name}: lost sync ({rep.status})")
                         if link.equalized is None or not np.isfinite(link.evm) or link.evm > 0.7:
                             raise SweepPointFailed(f"{tx_name}->{rx_name}: lost sync (EVM {link.evm:.2f})")
                         errors[rx_name].append(link.equalized.astype(np.complex128) - link.sent)
@@ -208,7 +297,18 @@ def _evm_sweep(radios: Mapping[str, Radio], listeners: Mapping[str, list[str]], 
                                 "level_db": level, "i": np.round(keep.real, 4).tolist(),
                                 "q": np.round(keep.imag, 4).tolist()}
                 joined = {name: np.concatenate(e) for name, e in errors.items()}
-                got = []
+                rows = []
+                for rx_name, samples in captures.items():
+                    last = slot_starts[rx_name][-1] + length + 64
+                    if last > samples.size:  # the last repetition's late EVM window must fit in the capture
+                        slot_starts[rx_name].pop()
+                    r3 = _evm_3gpp_of_capture(samples, plan, sent, slot_starts[rx_name],
+                                              float(np.mean(cfos[rx_name])), window)
+                    tracked = math.sqrt(float(np.mean(np.abs(joined[rx_name]) ** 2)))
+                    rows.append({"tx": tx_name, "rx": rx_name, "level_db": level, "power": power,
+                                 "evm": r3.evm, "evm_low": r3.evm_low, "evm_high": r3.evm_high,
+                                 "evm_tracked": tracked, "slots": len(slot_starts[rx_name])})
+                got: list[Any] = [rows]
                 names = sorted(joined)
                 for rx_name in names:
                     e = joined[rx_name]
@@ -225,6 +325,8 @@ def _evm_sweep(radios: Mapping[str, Radio], listeners: Mapping[str, list[str]], 
             got = _retry(s.retries, notes, f"EVM point {tx_name} level {level:g} dB", point)
             tick()
             if got:
+                evm_rows.extend(got[0])
+                got = got[1:]
                 obs.extend(got)
                 raw.extend({"sweep": "evm", "level_db": level, **asdict(o)} for o in got)
         tx.stop_transmit()
@@ -245,8 +347,8 @@ def _leakage_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]]
                 report = tx.transmit(sent.waveform, cyclic=True, occupied_bw_hz=plan.occupied_bw_hz)
                 samples, meta = rx.receive(2 * plan.slot_length + 64)
                 _check_clean(tx, report, meta)
-                rep = receive_slot(samples, plan, 0, reference=sent, decode=False)
-                if not np.isfinite(rep.links[0].evm) or rep.links[0].evm > 0.7:
+                rep = receive_slot(samples, plan, 0, reference=sent, decode=False, lo_hz=rx.settings.lo_hz)
+                if not rep.acquired or not np.isfinite(rep.links[0].evm) or rep.links[0].evm > 0.7:
                     raise SweepPointFailed(f"{tx_name}->{rx_name}: lost sync")
                 on = rb_power_profile(samples, plan, rep.sync)
                 tx.stop_transmit()
@@ -303,8 +405,8 @@ def _mcs_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]], s:
                     report = tx.transmit(sent.waveform, cyclic=True, occupied_bw_hz=plan.occupied_bw_hz)
                     samples, meta = rx.receive(2 * plan.slot_length + 64)
                     _check_clean(tx, report, meta)
-                    rep = receive_slot(samples, plan, sent.slot_index, reference=sent)
-                    if rep.sync.metric < 0.2:
+                    rep = receive_slot(samples, plan, sent.slot_index, reference=sent, lo_hz=rx.settings.lo_hz)
+                    if not rep.acquired or rep.sync.metric < 0.2:
                         raise SweepPointFailed(f"{tx_name}->{rx_name}: lost sync (metric {rep.sync.metric:.2f})")
                     return [{"tx": tx_name, "rx": rx_name, "level_db": level, "modulation": lr.link_id.split(":")[0],
                              "rate": lr.link_id.split(":")[1], "sinr_db": lr.sinr_db, "blocks": lr.n_blocks,
@@ -329,16 +431,95 @@ def _narrow_power(radio: Radio, lo_hz: float, n: int, width_hz: float) -> float:
     return band_power(f, p, 0.0, width_hz)
 
 
+ANALYSER_LIMITED_MARGIN_DB = 3.0
+"""An ACLR within this much of the analyser's floor (the best ACLR the receiving radio itself can show) is marked
+analyser-limited: the receiver's own contribution is then at least half of what it measured."""
+
+ACLR_BLOCKS = 4
+"""Each ACLR capture is analysed as this many consecutive blocks (repeated captures) for its confidence interval."""
+
+
+def _ratio_stats(values: Sequence[float]) -> tuple[float, float]:
+    """Mean of per-block linear ratios and the half-width of its 95 % interval (Student t)."""
+    v = np.asarray(values, float)
+    if v.size < 2:
+        return float(v.mean()), math.inf
+    return float(v.mean()), float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+
+
+def _db_interval(mean: float, half: float) -> tuple[float | None, list[float | None]]:
+    """ACLR (dB) of a linear leakage ratio and its 95 % interval; None where the ratio is not resolved (<= 0)."""
+    if not math.isfinite(half):
+        return (10 * math.log10(1 / mean) if mean > 0 else None), [None, None]
+    if mean <= 0:
+        return None, [10 * math.log10(1 / (mean + half)) if mean + half > 0 else None, None]
+    low = 10 * math.log10(1 / (mean + half))
+    high = 10 * math.log10(1 / (mean - half)) if mean - half > 0 else None
+    return 10 * math.log10(1 / mean), [low, high]
+
+
+def _analyse_aclr(wide: np.ndarray, quiet: np.ndarray, witness: np.ndarray | None, rate: float, width: float,
+                  spacing: float) -> dict[str, Any]:
+    """Per adjacent offset: the measured ACLR (the receiver as the analyser), the transmitter's own ACLR (the part
+    of the adjacent power the witness capture shares), the analyser floor (what is left: the receiver's own
+    contribution, as an ACLR), 95 % intervals from ACLR_BLOCKS blocks, and the analyser-limited flag."""
+    total = min(wide.size, quiet.size, witness.size if witness is not None else wide.size)
+    nfft = 4096
+    blocks = max(min(ACLR_BLOCKS, total // (4 * nfft)), 1)  # short captures: fewer blocks (no interval at one)
+    size = total // blocks
+    nfft = min(nfft, 1 << int(math.log2(max(size // 4, 16))))
+    measured: dict[int, list[float]] = {k: [] for k in (-2, -1, 1, 2)}
+    common: dict[int, list[float]] = {k: [] for k in (-2, -1, 1, 2)}
+    for i in range(blocks):
+        part = slice(i * size, (i + 1) * size)
+        f, p_on = power_spectral_density(wide[part], rate, nfft=nfft)
+        _, p_off = power_spectral_density(quiet[part], rate, nfft=nfft)
+        net = p_on - p_off
+        main = band_power(f, net, 0.0, width)
+        if main <= 0:
+            raise SweepPointFailed("nothing received in the channel")
+        for k in measured:
+            measured[k].append(band_power(f, net, k * spacing, width) / main)
+        if witness is not None:
+            shared = common_adjacent_ratios(witness[part], wide[part], rate, spacing, width, nfft=nfft)
+            for k in common:
+                common[k].append(shared.common[k])
+    out: dict[str, Any] = {}
+    for k in (-2, -1, 1, 2):
+        m, m_half = _ratio_stats(measured[k])
+        row: dict[str, Any] = {}
+        row["measured_db"], row["measured_ci95"] = _db_interval(m, m_half)
+        if witness is not None:
+            t, t_half = _ratio_stats(common[k])
+            row["tx_db"], row["tx_ci95"] = _db_interval(t, t_half)
+            floor = m - max(t, 0.0)
+            row["floor_db"] = 10 * math.log10(1 / floor) if floor > 0 else None
+            # Limited: the transmitter's leakage is unresolved, or at most ANALYSER_LIMITED_MARGIN_DB above what
+            # the receiver adds itself.
+            row["analyser_limited"] = bool(t <= 0 or (floor > 0 and 10 * math.log10(t / floor)
+                                                      < ANALYSER_LIMITED_MARGIN_DB))
+        else:
+            row["tx_db"], row["tx_ci95"], row["floor_db"], row["analyser_limited"] = (
+                row["measured_db"], row["measured_ci95"], None, None)
+        out[str(k)] = row
+    return out
+
+
 def _aclr_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]], s: CalibrationSettings,
                 narrow_rate: float, notes: list[str], raw: list[dict[str, Any]],
-                tick: Callable[[], None]) -> list[dict[str, Any]]:
+                tick: Callable[[], None], witnesses: Mapping[str, str | None] | None = None
+                ) -> list[dict[str, Any]]:
     num = numerology(s.numerology)
     width = num.n_rb * 12 * num.scs_hz          # BW_Config
     spacing = num.channel_bw_hz
     points = []
     for tx_name, rx_name in pairs:
         tx, rx = radios[tx_name], radios[rx_name]
-        base = {name: radios[name].settings for name in (tx_name, rx_name)}
+        witness_name = (witnesses or {}).get(tx_name)
+        if witness_name == rx_name:
+            witness_name = None
+        witness = radios[witness_name] if witness_name else None
+        base = {name: radios[name].settings for name in {tx_name, rx_name, witness_name} if name}
         try:
             for level in s.aclr_levels_db:
                 plan = _full_band_plan(s.numerology, level, rate_sps=s.wide_rate_sps, tx_id=1)
@@ -351,12 +532,26 @@ def _aclr_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]], s
                                                                              tx.capabilities.bandwidth_hz.high))
                     rx.configure(rate_sps=s.wide_rate_sps, rx_lo_hz=s.lo_hz,
                                  bandwidth_hz=min(s.wide_rate_sps, rx.capabilities.bandwidth_hz.high))
+                    if witness is not None and witness is not tx:
+                        witness.configure(rate_sps=s.wide_rate_sps, rx_lo_hz=s.lo_hz,
+                                          bandwidth_hz=min(s.wide_rate_sps, witness.capabilities.bandwidth_hz.high))
                     tx.stop_transmit()
                     rx.receive(n_wide // 4)
                     quiet, _ = rx.receive(n_wide)
                     report = tx.transmit(sent.waveform, cyclic=True, occupied_bw_hz=plan.occupied_bw_hz)
                     wide, meta = rx.receive(n_wide)
                     _check_clean(tx, report, meta)
+                    heard = None
+                    if witness is not None:
+                        # The same air time at a second receiver: what it shares with ``wide`` is the transmitter's.
+                        # Without it the point still stands, uncorrected (no floor, no analyser-limited flag).
+                        try:
+                            heard, meta_w = witness.receive(n_wide)
+                            _check_clean(tx, report, meta_w)
+                        except (SweepPointFailed, RadioTimeout, RadioFault) as e:
+                            heard = None
+                            notes.append(f"ACLR point {tx_name}->{rx_name} level {level:g} dB: no second capture "
+                                         f"({type(e).__name__}: {e}); the analyser floor is not removed")
                     f, p_on = power_spectral_density(wide, s.wide_rate_sps, nfft=4096)
                     _, p_off = power_spectral_density(quiet, s.wide_rate_sps, nfft=4096)
                     # Noise removed from band totals, not bin by bin (clipping each noisy bin would add power).
@@ -366,6 +561,7 @@ def _aclr_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]], s
                         raise SweepPointFailed(f"{tx_name}->{rx_name}: nothing received in the channel")
                     adj = {k: max(band_power(f, net, k * spacing, width), 0.0) for k in (-2, -1, 1, 2)}
                     aclr = {k: 10 * math.log10(main / max(v, main * 1e-12)) for k, v in adj.items()}
+                    analysis = _analyse_aclr(wide, quiet, heard, s.wide_rate_sps, width, spacing)
                     # Narrow captures: the receiver on its own channel, then on each adjacent channel.
                     rx.configure(rate_sps=narrow_rate, bandwidth_hz=min(max(width, rx.capabilities.bandwidth_hz.low),
                                                                         rx.capabilities.bandwidth_hz.high))
@@ -388,7 +584,8 @@ def _aclr_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]], s
                     return {"sweep": "aclr", "tx": tx_name, "rx": rx_name, "level_db": level, "spectrum": spectrum,
                             "channel_power_dbfs": 10 * math.log10(main),
                             "aclr_db": {str(k): v for k, v in aclr.items()},
-                            "acir_db": {str(k): v for k, v in acir.items()}}
+                            "acir_db": {str(k): v for k, v in acir.items()},
+                            "aclr_analysis": analysis, "witness": witness_name}
 
                 got = _retry(s.retries, notes, f"ACLR point {tx_name}->{rx_name} level {level:g} dB", point)
                 tick()
@@ -417,6 +614,9 @@ def _acs(acir_db: float, aclr_db: float) -> float | None:
 
 
 def _summarise_aclr(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per pair and level: the transmitter's ACLR1/ACLR2 (worse side; the analyser's contribution removed where a
+    second receiver heard the same air time), with 95 % intervals, the measured value, the analyser floor and the
+    analyser-limited flag; ACIR as measured and ACS derived from ACIR and the transmitter's ACLR."""
     by_pair: dict[str, list[dict[str, Any]]] = {}
     for p in points:
         by_pair.setdefault(f"{p['tx']}->{p['rx']}", []).append(p)
@@ -425,12 +625,75 @@ def _summarise_aclr(points: list[dict[str, Any]]) -> dict[str, Any]:
         rows = []
         for p in pts:
             a, c = p["aclr_db"], p["acir_db"]
-            aclr1, aclr2 = min(a["-1"], a["1"]), min(a["-2"], a["2"])
             acir1, acir2 = min(c["-1"], c["1"]), min(c["-2"], c["2"])
-            rows.append({"level_db": p["level_db"], "channel_power_dbfs": p["channel_power_dbfs"],
-                         "aclr1_db": aclr1, "aclr2_db": aclr2, "acir1_db": acir1, "acir2_db": acir2,
-                         "acs1_db": _acs(acir1, aclr1), "acs2_db": _acs(acir2, aclr2)})
+            row: dict[str, Any] = {"level_db": p["level_db"], "channel_power_dbfs": p["channel_power_dbfs"]}
+            analysis = p.get("aclr_analysis")
+            for order, acir in ((1, acir1), (2, acir2)):
+                if analysis:
+                    sides = [analysis[str(-order)], analysis[str(order)]]
+                    # The worse side: the lower transmitter ACLR (an unresolved one counts as the better).
+                    worst = min(sides, key=lambda r: r["tx_db"] if r["tx_db"] is not None else math.inf)
+                    tx_db = worst["tx_db"]
+                    row[f"aclr{order}_db"] = tx_db if tx_db is not None else None
+                    row[f"aclr{order}_ci95"] = worst["tx_ci95"]
+                    row[f"aclr{order}_measured_db"] = min(r["measured_db"] for r in sides if r["measured_db"]
+                                                          is not None) if any(r["measured_db"] is not None
+                                                                              for r in sides) else None
+                    floors = [r["floor_db"] for r in sides if r["floor_db"] is not None]
+                    row[f"aclr{order}_floor_db"] = min(floors) if floors else None
+                    row[f"aclr{order}_analyser_limited"] = (any(r["analyser_limited"] for r in sides)
+                                                            if sides[0]["analyser_limited"] is not None else None)
+                else:
+                    row[f"aclr{order}_db"] = min(a[str(-order)], a[str(order)])
+                    row[f"aclr{order}_ci95"] = None
+                    row[f"aclr{order}_measured_db"] = row[f"aclr{order}_db"]
+                    row[f"aclr{order}_floor_db"] = None
+                    row[f"aclr{order}_analyser_limited"] = None
+                row[f"acir{order}_db"] = acir
+                aclr_tx = row[f"aclr{order}_db"]
+                row[f"acs{order}_db"] = _acs(acir, aclr_tx) if aclr_tx is not None else None
+            rows.append(row)
         out[pair] = rows
+    return out
+
+
+def _aclr_notes(aclr: Mapping[str, Any]) -> list[str]:
+    """One line per pair and level whose ACLR is analyser-limited (shown with the record's other notes)."""
+    lines = []
+    for pair, rows in sorted(aclr.items()):
+        for r in rows:
+            for order in (1, 2):
+                if r.get(f"aclr{order}_analyser_limited"):
+                    floor = r.get(f"aclr{order}_floor_db")
+                    measured = r.get(f"aclr{order}_measured_db")
+                    lines.append(
+                        f"ACLR{order} {pair} at {r['channel_power_dbfs']:.1f} dBFS is analyser-limited: measured "
+                        f"{measured:.1f} dB, the receiving radio's own floor {floor:.1f} dB (within "
+                        f"{ANALYSER_LIMITED_MARGIN_DB:g} dB); quote it as a lower bound of the transmitter's ACLR"
+                        if floor is not None and measured is not None else
+                        f"ACLR{order} {pair} at {r['channel_power_dbfs']:.1f} dBFS is analyser-limited: the "
+                        "transmitter's own leakage is not resolved")
+    return lines
+
+
+KAPPA_INPUT_REASON = (
+    "kappa_t and kappa_r are fitted to the receiver's tracked EVM (data-aided, with the per-symbol common-phase "
+    "correction of the link receiver), not to the 3GPP EVM: the twin's kappa is the distortion a link actually "
+    "suffers, and the link receiver removes the common phase error of phase noise that the 3GPP equaliser counts. "
+    "The 3GPP EVM is larger by that common phase error; it is what a signal analyser shows and what a 3GPP EVM "
+    "limit is checked against.")
+"""Why the kappa fit uses the tracked EVM (stored in every record)."""
+
+
+def _summarise_evm(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per ``"tx->rx"`` of different radios: the 3GPP EVM and the tracked EVM at the highest level measured."""
+    out: dict[str, Any] = {}
+    for row in rows:
+        if row["tx"] == row["rx"]:
+            continue
+        key = f"{row['tx']}->{row['rx']}"
+        if key not in out or row["level_db"] > out[key]["level_db"]:
+            out[key] = {"level_db": row["level_db"], "evm": row["evm"], "evm_tracked": row["evm_tracked"]}
     return out
 
 
@@ -483,10 +746,13 @@ def run_calibration(radios: Mapping[str, Radio], settings: CalibrationSettings |
     notes: list[str] = []
     raw: list[dict[str, Any]] = []
     constellation: dict[str, Any] = {}
-    evm_obs = _evm_sweep(radios, listeners, s, notes, raw, tick, constellation)
+    evm_rows: list[dict[str, Any]] = []
+    evm_obs = _evm_sweep(radios, listeners, s, notes, raw, tick, constellation, evm_rows)
     leak_points = _leakage_sweep(radios, pairs, s, notes, raw, tick)
     mcs_blocks = _mcs_sweep(radios, pairs, s, notes, tick) if s.mcs_levels_db and s.mcs_menu else []
-    aclr_points = _aclr_sweep(radios, pairs, s, rate, notes, raw, tick)
+    # The second receiver of each ACLR point: the transmitter itself in loopback, else any third radio.
+    witnesses = {t: (t if loop[t] else next((r for r in names if r != t and len(names) > 2), None)) for t in names}
+    aclr_points = _aclr_sweep(radios, pairs, s, rate, notes, raw, tick, witnesses)
 
     kfit: KappaFit = fit_kappa(evm_obs)
     notes.extend(kfit.notes)
@@ -527,8 +793,24 @@ def run_calibration(radios: Mapping[str, Radio], settings: CalibrationSettings |
     if rrb_acir1 is None or rrb_acir2 is None:
         notes.append("no usable leakage points: the twin keeps the nominal ACIR1/ACIR2")
     aclr = _summarise_aclr(aclr_points)
+    notes.extend(_aclr_notes(aclr))
+    evm_window = evm_window_of(num, rate)
+    if evm_window is None:
+        notes.append(f"no 3GPP EVM window table for {num.name}: the 3GPP EVM uses one FFT position per symbol, at "
+                     "the centre of its CP")
+    evm = {
+        "method": "3GPP TS 36.104 Annex E / 38.104 Annex B: reference-symbol equaliser averaged over the capture "
+                  "per subcarrier and smoothed over 19 reference subcarriers, no per-symbol phase tracking, the "
+                  "larger EVM of the two FFT positions at the EVM-window extremities",
+        "window_samples": evm_window,
+        "kappa_input": "evm_tracked",
+        "kappa_input_reason": KAPPA_INPUT_REASON,
+        "points": evm_rows,
+        "by_pair": _summarise_evm(evm_rows),
+    }
     temps = [r.last_temperature_c for r in radios.values() if getattr(r, "last_temperature_c", None) is not None]
     results = {
+        "evm": evm,
         "kappa": kfit.as_dict(),
         "twin": twin,
         "rrb_acir_db": {"acir1_db": rrb_acir1, "acir2_db": rrb_acir2, "points": len(leak_points)},

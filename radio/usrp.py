@@ -79,7 +79,8 @@ class UsrpRadio(Radio):
         return self._caps
 
     def identity(self) -> dict[str, Any]:
-        ident = {**super().identity(), "args": self.args, "channel": self.channel}
+        """Name, driver, device args, channel, and the motherboard's serial and model (None when UHD cannot say)."""
+        ident = {**super().identity(), "args": self.args, "channel": self.channel, "serial": None, "model": None}
         try:
             info = dict(self._usrp.get_usrp_rx_info(self.channel))
             ident["serial"] = info.get("mboard_serial")

@@ -12,9 +12,8 @@ import sys
 from typing import Any
 
 import click
-import numpy as np
 
-from testbed.cliutil import BadInput, emit, handle_errors, json_option
+from testbed.cliutil import EXIT_RADIO_FAULT, emit, handle_errors, json_option
 from testbed.inventory import load_config, open_radios, parse_radio_list, radio_options
 
 # Commands that live in their own modules; a module missing from this checkout is simply not offered.
@@ -25,11 +24,13 @@ _COMMAND_MODULES = {
     "repro": "testbed.cmd_repro",
     "calibrate": "testbed.cmd_calibrate",
     "calibrations": "testbed.cmd_calibrate",
+    "runs": "testbed.cmd_runs",
     "run": "testbed.cmd_run",
     "eval": "testbed.cmd_run",
     "serve": "testbed.cmd_serve",
     "keys": "testbed.cmd_serve",
     "bench": "testbed.cmd_bench",
+    "sweep": "testbed.cmd_sweep",
 }
 
 
@@ -69,7 +70,9 @@ def main() -> None:
 @json_option
 @handle_errors
 def radios(radio_list: str | None, config_path: str | None, sim_config: str | None, as_json: bool) -> None:
-    """List radios: driver, whether each answers, and its capabilities."""
+    """List radios: driver, whether each answers, and its capabilities.
+
+    Exit 3 when a radio named with --radios does not answer (the listing of every configured radio exits 0)."""
     cfg = load_config(config_path, sim_config)
     names = parse_radio_list(radio_list) if radio_list else sorted(cfg.radios) + ["sim0", "sim1"]
     for n in names:
@@ -98,13 +101,41 @@ def radios(radio_list: str | None, config_path: str | None, sim_config: str | No
                            f"RX gain {c['rx_gain_db']['low']:g}..{c['rx_gain_db']['high']:g} dB")
 
     emit({"radios": rows, "config": cfg.source}, as_json, human)
+    silent = [r["name"] for r in rows if not r["answers"]]
+    if radio_list and silent:
+        click.echo(f"Error: {', '.join(silent)} did not answer", err=True)
+        sys.exit(EXIT_RADIO_FAULT)
+
+
+class _SampleCount(click.ParamType):
+    """A whole number of samples, also written as 1e7 or 2.5e6 (a value with a fraction is refused)."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number != int(number):
+            self.fail(f"{value!r}; allowed: a whole number of samples such as 1000000 or 1e6", param, ctx)
+        return int(number)
 
 
 @main.command()
 @click.option("--radio", "radio_name", required=True, help="Radio to capture from (e.g. sim0, pluto0).")
 @click.option("--lo", "lo_hz", type=float, required=True, help="RX LO frequency, Hz.")
 @click.option("--rate", "rate_sps", type=float, required=True, help="Sample rate, samples/s.")
-@click.option("--samples", "num_samples", type=int, required=True, help="Number of samples to record.")
+@click.option("--samples", "num_samples", type=_SampleCount(), required=True,
+              help="Number of samples to record (1e7 notation accepted); streamed to disk, checked against the free "
+                   "space first.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
               help="Output recording (FILE.sigmf-meta and FILE.sigmf-data are written).")
 @click.option("--gain", "rx_gain_db", type=float, default=None, help="RX gain, dB (manual). Default: config.")
@@ -118,11 +149,13 @@ def radios(radio_list: str | None, config_path: str | None, sim_config: str | No
 def capture(radio_name: str, lo_hz: float, rate_sps: float, num_samples: int, out_path: str,
             rx_gain_db: float | None, bandwidth_hz: float | None, overwrite: bool, seed: int | None,
             config_path: str | None, sim_config: str | None, as_json: bool) -> None:
-    """Record samples from one radio into a SigMF recording."""
-    from radio.recording import write_sigmf
+    """Record samples from one radio into a SigMF recording.
 
-    if num_samples < 1:
-        raise BadInput(f"--samples {num_samples}; allowed: an integer >= 1")
+    Exit 2 when the size is beyond 2^40 samples or the free space of the output directory; exit 3 on a radio fault,
+    leaving no recording behind."""
+    from testbed.capture import capture_to_sigmf, check_capture_size
+
+    check_capture_size(num_samples, out_path)
     cfg = load_config(config_path, sim_config)
     with open_radios([radio_name], cfg, seed=seed) as opened:
         radio = opened[radio_name]
@@ -133,30 +166,14 @@ def capture(radio_name: str, lo_hz: float, rate_sps: float, num_samples: int, ou
         if rx_gain_db is not None:
             changes["rx_gain_db"] = rx_gain_db
         settings = radio.configure(**changes)
-        chunks, clipped, temperature = [], 0, None
-        chunk = min(num_samples, 1 << 20)
-        done = 0
         with click.progressbar(length=num_samples, label="capturing", file=sys.stderr,
-                               hidden=num_samples < 4 * chunk) as bar:
-            while done < num_samples:
-                n = min(chunk, num_samples - done)
-                samples, meta = radio.receive(n)
-                chunks.append(samples)
-                clipped += meta.clip_count
-                temperature = meta.temperature_c if meta.temperature_c is not None else temperature
-                done += n
-                bar.update(n)
-        data = np.concatenate(chunks)
-        ident = radio.identity()
-        meta_path, data_path = write_sigmf(
-            out_path, data, rate_sps=settings.rate_sps, lo_hz=settings.rx_lo, radio=radio_name,
-            driver=radio.driver, gain_db=settings.rx_gain_db, temperature_c=temperature, clip_count=clipped,
-            hw=" ".join(f"{k}={v}" for k, v in ident.items() if v is not None), overwrite=overwrite)
-    power = float(np.mean(np.abs(data) ** 2))
-    result = {"meta": str(meta_path), "data": str(data_path), "samples": int(data.size),
+                               hidden=num_samples < 4 * (1 << 20)) as bar:
+            done = capture_to_sigmf(radio, settings, num_samples, out_path, radio_name=radio_name,
+                                    overwrite=overwrite, on_chunk=bar.update)
+    result = {"meta": str(done.meta_path), "data": str(done.data_path), "samples": done.samples,
               "rate_sps": settings.rate_sps, "lo_hz": settings.rx_lo, "gain_db": settings.rx_gain_db,
-              "clip_count": clipped, "temperature_c": temperature,
-              "power_dbfs": 10 * math.log10(power) if power > 0 else None}
+              "clip_count": done.clip_count, "overflow_count": done.overflow_count, "segments": done.segments,
+              "temperature_c": done.temperature_c, "power_dbfs": done.power_dbfs}
     emit(result, as_json, lambda r: click.echo(
         f"wrote {r['samples']} samples to {r['meta']} (power {r['power_dbfs'] or float('-inf'):.1f} dBFS, "
         f"{r['clip_count']} clipped)"))

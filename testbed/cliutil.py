@@ -1,7 +1,7 @@
 """What every ``testbed`` command shares: ``--json`` output, exit codes, progress bars.
 
 Exit codes (DESIGN.md section 9): 0 success, 2 bad input (the message names the bad value and the allowed one),
-3 radio/hardware fault, 1 anything else.
+3 radio/hardware fault, 130 interrupted by Ctrl-C and resumable (as shells report SIGINT), 1 anything else.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import numpy as np
 from radio.errors import RadioConfigError, RadioFault, RecordingError, TxGuardRefused
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_RADIO_FAULT = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130
+"""Ctrl-C stopped the work and it can be continued (``testbed run --resume DIR``)."""
 
 T = TypeVar("T")
 

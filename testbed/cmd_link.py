@@ -10,6 +10,11 @@ throughput.
 - ``id``: link name (default ``L0``, ``L1``, ...);
 - ``tx``: which ``--tx`` radio carries it (default the first).
 
+Exit status 3 (the radio-fault class) with one line on stderr saying what went wrong when some transmitter's
+slots were never acquired ("no signal": nothing above the noise floor on its RBs; "no sync": power there but
+no slot found, e.g. a CFO beyond the search range); the ``--json`` output is still printed, with null SINR, EVM,
+BLER and throughput for such links.
+
 Radios come from the testbed inventory (``--config`` / ``--sim-config``): ``simN`` simulated radios sharing one
 simulated air, ``loopN`` ideal loopback radios (``--tx loop0 --rx loop0``), or configured hardware.
 """
@@ -22,11 +27,12 @@ from typing import Any
 import click
 
 from radio.ofdm.fec import CODE_RATES
-from radio.ofdm.link import run_link
+from radio.ofdm.link import acquisition_failure, run_link
 from radio.ofdm.modulation import MODULATIONS
 from radio.ofdm.numerology import NUMEROLOGIES, numerology
 from radio.ofdm.slot import POWER_DB_RANGE, Link, SlotPlan
-from testbed.cliutil import BadInput, emit, handle_errors, json_option, progress
+from radio.ofdm.receiver import SlotReport
+from testbed.cliutil import EXIT_RADIO_FAULT, BadInput, emit, handle_errors, json_option, progress
 from testbed.inventory import load_config, open_radios, radio_options
 
 LINK_FIELDS = ("rbs", "mod", "rate", "power_db", "id", "tx")
@@ -98,11 +104,16 @@ def _human(result: dict[str, Any]) -> None:
     click.echo(f"{result['numerology']}: {result['slots']} slots, tx {', '.join(result['tx'])} -> rx {result['rx']}")
     click.echo(f"{'link':<8}{'RBs':>5} {'mod':>7}{'rate':>6}{'P dB':>7}{'SINR dB':>9}{'EVM %':>8}{'BLER':>8}"
                f"{'bits/slot':>11}{'Mbit/s':>9}")
+    def cell(value: float | None, width: int, fmt: str, scale: float = 1.0) -> str:
+        return f"{'-':>{width}}" if value is None else f"{value * scale:>{width}{fmt}}"
+
     for lid, s in result["links"].items():
         c = s["config"]
         click.echo(f"{lid:<8}{len(c['rbs']):>5} {c['modulation']:>7}{c['rate']:>6}{c['power_db']:>7.1f}"
-                   f"{s['sinr_db']:>9.2f}{100 * s['evm']:>8.2f}{s['bler']:>8.3f}{s['bits_per_slot']:>11.0f}"
-                   f"{s['throughput_mbps']:>9.3f}")
+                   f"{cell(s['sinr_db'], 9, '.2f')}{cell(s['evm'], 8, '.2f', 100.0)}{cell(s['bler'], 8, '.3f')}"
+                   f"{cell(s['bits_per_slot'], 11, '.0f')}{cell(s['throughput_mbps'], 9, '.3f')}")
+        if s["slots_no_signal"] or s["slots_no_sync"]:
+            click.echo(f"  {lid}: {s['slots_no_signal']} slots no signal, {s['slots_no_sync']} slots no sync")
     if result.get("clipped_samples"):
         click.echo(f"warning: the DAC clipped {result['clipped_samples']} samples; raise the back-off", err=True)
 
@@ -162,3 +173,15 @@ def link(tx_names: tuple[str, ...], rx_name: str, num_name: str, link_specs: tup
            "clipped_samples": result.clipped_samples,
            "links": {lid: {**s.as_dict(), "config": configs[lid]} for lid, s in result.stats.items()}}
     emit(out, as_json, _human)
+    failures = [acquisition_failure(reports, f"{t}->{rx_name}") for t, reports in _reports_by_tx(plans, result.reports)]
+    failures = [f for f in failures if f]
+    if failures:
+        for line in failures:
+            click.echo(f"Error: {line}", err=True)
+        raise SystemExit(EXIT_RADIO_FAULT)
+
+
+def _reports_by_tx(plans: list[tuple[str, SlotPlan]], reports: list[list[SlotReport]]
+                   ) -> list[tuple[str, list[SlotReport]]]:
+    """Every transmitter's slot reports (``run_link`` orders each slot's reports as ``plans``)."""
+    return [(t, [slot[i] for slot in reports]) for i, (t, _) in enumerate(plans)]

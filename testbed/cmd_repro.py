@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from agents.jobs import EXECUTOR_FORMS
 from testbed.cliutil import BadInput, emit, handle_errors, json_option
 
 __all__ = ["repro"]
@@ -43,29 +44,45 @@ PAPERS = ("dtn", "hetnet")
 @click.option("--workers", type=int, default=None, help="Training runs in parallel (default: the profile's, 2).")
 @click.option("--fresh", is_flag=True,
               help="Recompute every run (default reuses the runs saved beside the figures with the same budget: "
-                   "dtn always, hetnet with --only).")
+                   "dtn always, hetnet with --only; and the jobs a killed or failed call saved).")
+@click.option("--executor", default="local", show_default=True,
+              help=f"Where the training jobs run: {EXECUTOR_FORMS}.")
 @json_option
 @handle_errors
 def repro(paper: str, quick: bool, only: str | None, results_path: str | None, figures_dir: str | None,
-          workers: int | None, fresh: bool, as_json: bool) -> None:
-    """Reproduce a seed paper's experiments (PAPER: dtn or hetnet) and write its section of docs/RESULTS.md."""
+          workers: int | None, fresh: bool, executor: str, as_json: bool) -> None:
+    """Reproduce a seed paper's experiments (PAPER: dtn or hetnet) and write its section of docs/RESULTS.md.
+
+    Every job is saved as it finishes (under runs/repro-PAPER/jobs, or PAPER-jobs beside the results page): a
+    killed or failed call, run again, trains only the missing jobs."""
+    from agents.jobs import import_ray, parse_executor
+
     if paper not in PAPERS:
         raise BadInput(f"PAPER {paper!r}; allowed: {', '.join(PAPERS)}")
+    if parse_executor(executor).kind == "ray":
+        import_ray()
     if paper == "hetnet":
-        _repro_hetnet(quick, only, results_path, figures_dir, workers, fresh, as_json)
+        _repro_hetnet(quick, only, results_path, figures_dir, workers, fresh, executor, as_json)
         return
     from agents import repro_dtn
+    from agents.jobs import JobProgress
 
     base = repro_dtn.QUICK if quick else repro_dtn.FULL
     profile, selected, results, figures, command = _common(
         "dtn", base, [e.key for e in repro_dtn.plan(base)], quick, only, results_path, figures_dir, workers)
-    progress = _Progress(f"repro dtn ({profile.name})")
-    known = None if fresh else repro_dtn.load_raw(figures / "dtn_results.json", profile)
-    try:
-        outcome = repro_dtn.run_all(profile, progress=progress, only=selected, known=known)
-    finally:
-        progress.close()
+    job_dir = _job_dir("dtn", quick, results_path, results)
+    known = None
+    if fresh:
+        repro_dtn.clear_jobs(job_dir, profile)
+    else:
+        known = repro_dtn.load_raw(figures / "dtn_results.json", profile) or {"runs": {}, "baselines": {}}
+        interrupted = repro_dtn.load_jobs(job_dir, profile)
+        known = {part: {**known[part], **interrupted[part]} for part in ("runs", "baselines")}
+    outcome = repro_dtn.run_all(profile, progress=JobProgress(f"repro dtn ({profile.name})"), only=selected,
+                                known=known, executor=executor, job_dir=job_dir)
+    _stop_on_failures(outcome["failures"], outcome["computed"], job_dir)
     summary = repro_dtn.write_results(outcome, results, figures, command)
+    repro_dtn.clear_jobs(job_dir, profile)
     result = {
         "paper": paper,
         "profile": profile.name,
@@ -74,6 +91,7 @@ def repro(paper: str, quick: bool, only: str | None, results_path: str | None, f
         "experiments": [e.key for e in outcome["experiments"]],
         "training_runs": len(outcome["runs"]),
         "jobs_run": outcome["computed"],
+        "executor": outcome["executor"],
         "seconds": outcome["seconds"],
         "targets": {name: {"ours": value, "met": met} for name, (value, met) in summary["targets"].items()},
         "decision_time_ms": summary["decision_time_ms"],
@@ -83,22 +101,32 @@ def repro(paper: str, quick: bool, only: str | None, results_path: str | None, f
 
 
 def _repro_hetnet(quick: bool, only: str | None, results_path: str | None, figures_dir: str | None,
-                  workers: int | None, fresh: bool, as_json: bool) -> None:
+                  workers: int | None, fresh: bool, executor: str, as_json: bool) -> None:
     """``testbed repro hetnet``: train, evaluate, write the HetNet section of the results page."""
     from agents import repro_hetnet
+    from agents.jobs import JobProgress
 
     base = repro_hetnet.QUICK if quick else repro_hetnet.FULL
     profile, selected, results, figures, command = _common(
         "hetnet", base, list(repro_hetnet.EXPERIMENTS), quick, only, results_path, figures_dir, workers)
     selected = selected or list(repro_hetnet.EXPERIMENTS)
     policies = Path("runs/repro-hetnet-quick/policies" if quick else "runs/repro-hetnet/policies")
-    progress = _Progress(f"repro hetnet ({profile.name})")
-    try:
-        saved = repro_hetnet.load_saved(Path(figures) / "hetnet_results.json", profile) if only and not fresh else None
-        outcome = repro_hetnet.run_all(profile, selected, progress=progress, policy_dir=policies, saved=saved)
-    finally:
-        progress.close()
+    job_dir = _job_dir("hetnet", quick, results_path, results)
+    saved = repro_hetnet.load_saved(Path(figures) / "hetnet_results.json", profile) if only and not fresh else None
+    if fresh:
+        repro_hetnet.clear_jobs(job_dir, profile)
+    else:
+        interrupted = repro_hetnet.load_jobs(job_dir, profile)
+        if interrupted:
+            saved = dict(saved or {"jobs": [], "experiments": [], "seconds": 0.0})
+            have = {(job["scheme"], job["seed"]) for job in interrupted}
+            saved["jobs"] = interrupted + [job for job in saved["jobs"] if (job["scheme"], job["seed"]) not in have]
+    outcome = repro_hetnet.run_all(profile, selected, progress=JobProgress(f"repro hetnet ({profile.name})"),
+                                   policy_dir=policies, saved=saved, executor=executor, job_dir=job_dir)
+    _stop_on_failures(outcome["failures"], len(outcome["jobs"]) - outcome["reused"] + len(outcome["failures"]),
+                      job_dir)
     summary = repro_hetnet.write_results(outcome, results, figures, command)
+    repro_hetnet.clear_jobs(job_dir, profile)
     decision = summary["decision"].get("maddqn-dmaddpg", {})
     result = {
         "paper": "hetnet",
@@ -109,6 +137,7 @@ def _repro_hetnet(quick: bool, only: str | None, results_path: str | None, figur
         "experiments": outcome["experiments"],
         "jobs_run": len(outcome["jobs"]) - outcome["reused"],
         "jobs_kept": outcome["reused"],
+        "executor": outcome["executor"],
         "seconds": outcome["seconds"],
         "targets": {name: {"ours": value, "met": met} for name, (value, met) in summary["targets"].items()},
         "decision_time_ms": {str(n): cost["latency_ms"] for n, cost in decision.items()},
@@ -140,24 +169,25 @@ def _common(paper: str, profile: Any, known: list[str], quick: bool, only: str |
     return profile, selected, results, figures, f"testbed repro {paper}" + (" --quick" if quick else "")
 
 
-class _Progress:
-    """A progress bar on stderr when it is a terminal, fed with (done, total) by the reproductions."""
+def _job_dir(paper: str, quick: bool, results_path: str | None, results: Path) -> Path:
+    """Where the jobs of a call are saved as they finish: ``runs/repro-PAPER/jobs`` for the full profile's default
+    results page, else ``PAPER-jobs`` beside the results page."""
+    if not quick and results_path is None:
+        return Path(f"runs/repro-{paper}/jobs")
+    return results.parent / f"{paper}-jobs"
 
-    def __init__(self, label: str) -> None:
-        self.bar: Any = None
-        if sys.stderr.isatty():
-            from tqdm import tqdm
 
-            self.bar = tqdm(total=None, desc=label, file=sys.stderr, leave=False)
+def _stop_on_failures(failures: list[Any], total: int, job_dir: Path) -> None:
+    """Report failed jobs (config and traceback each) and exit 1; the finished jobs stay saved in ``job_dir``."""
+    if not failures:
+        return
+    from agents.jobs import failure_summary
 
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is not None:
-            self.bar.total = total
-            self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    for failure in failures:
+        click.echo(failure.describe(), err=True)
+    click.echo(f"Error: {failure_summary(failures, total)}; the results page is not written. The other jobs are "
+               f"saved in {job_dir}: the same command runs only the missing ones.", err=True)
+    sys.exit(1)
 
 
 def _human(r: dict[str, Any]) -> None:

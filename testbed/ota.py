@@ -31,13 +31,26 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from radio.base import Radio
+from radio.errors import RadioFault
 from radio.ofdm import Link, SlotPlan, SlotReport, numerology, run_slot
-from radio.ofdm.link import configure_radios
+from radio.ofdm.link import acquisition_failure, configure_radios
 from twin.config import CODE_RATES, MODULATION_NAMES, DTNConfig
 from twin.link import SinrTerms, colocated_interference, link_rate_mbps, modulation_order_tensor
 from twin.network import LinkAdaptationNetwork, SlotOutcome, evaluate_slot
 
-__all__ = ["OtaInterrupted", "OtaNetwork", "RadioSlots"]
+__all__ = ["OtaInterrupted", "OtaNetwork", "RadioSlots", "SlotNotAcquired"]
+
+
+ACQUISITION_RB_SNR = 20.0
+"""Pilot energy (sum over a slot plan's links of RBs x linear SNR per RE) below which the receiver's acquisition,
+searching +-50 ppm at 1e-3 false alarms, is not reliable: measured on simulated links, 3 RBs were acquired in every
+slot at 8 dB (3 x 6.3 = 19) and in 3 of 4 at 2 dB (4.7); 24 RBs in every slot at -3.6 dB (10.5) and 3 of 4 at -5.8 dB
+(6.3). Above it a slot that is not acquired is a radio fault."""
+
+
+class SlotNotAcquired(RadioFault):
+    """The device radio did not acquire an AP radio's slot ("no signal" or "no sync"): the radios, not the
+    learner's choices, failed, so the episode takes the radio-fault path instead of recording zero goodput."""
 
 
 
@@ -77,9 +90,15 @@ class RadioSlots:
         configure_radios(plans, self.radios[self.device_radio], lo_hz=self.lo_hz)
         self._configured = True
 
-    def play(self, per_radio: Mapping[str, list[Link]], slot_index: int) -> list[SlotReport]:
+    def play(self, per_radio: Mapping[str, list[Link]], slot_index: int, *,
+             predicted_rb_snr: Mapping[str, float] | None = None) -> list[SlotReport]:
         """Transmit OFDM slot ``slot_index`` with every AP radio's ``per_radio`` links (a radio without links stops)
-        and measure them at the device radio; returns the reports of the radios that transmitted (none: [])."""
+        and measure them at the device radio; returns the reports of the radios that transmitted (none: []).
+
+        Raises :class:`SlotNotAcquired` (every transmitter stopped) when a transmitter's slot was not acquired,
+        unless the caller predicted it too weak to acquire: ``predicted_rb_snr[radio]``, the sum over the radio's
+        links of (RBs x predicted linear SNR per RE), below :data:`ACQUISITION_RB_SNR`. Such a slot is the expected
+        outcome of the decisions (its report says ``no signal`` / ``no sync``, nothing is delivered), not a fault."""
         if not self._configured:
             self._configure()
         transmitters = []
@@ -91,6 +110,13 @@ class RadioSlots:
         if not transmitters:
             return []
         reports, _clipped = run_slot(transmitters, self.radios[self.device_radio], slot_index)
+        for (radio, _plan), report in zip(transmitters, reports):
+            problem = acquisition_failure([report], f"{radio.name}->{self.device_radio}")
+            expected_weak = (predicted_rb_snr is not None
+                             and predicted_rb_snr.get(radio.name, math.inf) < ACQUISITION_RB_SNR)
+            if problem is not None and not expected_weak:
+                self.close()
+                raise SlotNotAcquired(f"OTA slot {slot_index}: {problem}")
         return reports
 
     def close(self) -> None:
@@ -145,6 +171,10 @@ class OtaNetwork(RadioSlots, LinkAdaptationNetwork):
         self.kpms: list[dict[str, Any]] = []
         """Per slot: ``ota/sinr_db``, ``ota/evm``, ``ota/bler`` means over the slot's links."""
         self._last_measured: dict[int, dict[str, Any]] = {}
+        self.delivered_bits_total = 0
+        """Information bits of CRC-passed code blocks delivered over the air, all slots so far."""
+        self.air_time_s_total = 0.0
+        """Air time of the OFDM slots played so far (s): delivered bits over it is the real throughput."""
 
     # --- radios ----------------------------------------------------------------------------------------------
     def probe(self) -> bool:
@@ -242,8 +272,12 @@ class OtaNetwork(RadioSlots, LinkAdaptationNetwork):
         sinr = torch.zeros_like(power_w)
         per = torch.ones_like(power_w)
         self._last_measured: dict[int, dict[str, Any]] = {}
-        for rep in self.play(per_radio, self._slot_counter):
+        reports = self.play(per_radio, self._slot_counter)
+        if reports:
+            self.air_time_s_total += reports[0].plan.slot_length / reports[0].plan.rate_hz
+        for rep in reports:
             for lr in rep.links:
+                self.delivered_bits_total += int(lr.delivered_bits)
                 n = int(lr.link_id)
                 sinr[0, n] = 10 ** (lr.sinr_db / 10) if math.isfinite(lr.sinr_db) else 0.0
                 per[0, n] = 1.0 - lr.blocks_ok / max(lr.n_blocks, 1)

@@ -22,10 +22,17 @@ receives):
   :func:`choose_mcs` picks, from the SNR the link will be rendered at, the MCS of largest expected goodput under
   the calibrated link model (the DTN twin's PER with the calibration's kappa and decoder gains).
 
-Throughput in the twin's units: UE n delivers ``share_n W_b log2(M) c x (CRC-passed code blocks / blocks)``
-(Mbit/s), ``share_n = 1 / (UEs of its BS on its block)`` as in the twin's OMA time sharing. Rewards and metrics
-(Jain, QoS, energy efficiency, handovers) are the twin's formulas (:meth:`twin.HetNetwork.score`) on the measured
-throughputs, and the UEs' next observations carry the measured rates.
+Two throughputs, kept apart by name:
+
+* ``ota_throughput_mbps``: what the air delivered, in the carrier's real units: information bits of the UE's
+  CRC-passed code blocks divided by the air time of the twin slot (its rounds x the OFDM slot duration). A UE on 3
+  RBs of LTE 5 MHz carries at most about 2 Mbit/s while it is on air.
+* ``credited_twin_mbps``: what the learner is credited, in the twin's units: UE n gets ``share_n W_b log2(M) c x
+  (CRC-passed code blocks / blocks)``, ``share_n = 1 / (UEs of its BS on its block)`` as in the twin's OMA time
+  sharing and ``W_b`` the twin's block bandwidth (2.5 MHz by default, while a block is 3 RBs = 540 kHz on air).
+  Rewards and metrics (Jain, QoS, energy efficiency, handovers) are the twin's formulas
+  (:meth:`twin.HetNetwork.score`) on these, and the UEs' next observations carry them, so the learner sees the
+  measured decoding outcome on the scale it was trained on.
 """
 
 from __future__ import annotations
@@ -45,7 +52,10 @@ from twin.hetnet import HetNetAction, HetNetConfig, HetNetStep, HetNetwork, hetn
 from twin.link import colocated_interference, packet_error_rate
 from testbed.ota import OtaInterrupted, RadioSlots
 
-__all__ = ["HetNetOta", "choose_mcs", "evaluate_over_the_air", "predict_round_sinr", "rounds"]
+NOT_PLAYED_BELOW_BITS_PER_RE = 0.01 * min(math.log2(order) for order in MODULATION_ORDERS) * min(CODE_RATES)
+"""Expected goodput (bit per RE) below which a link is not transmitted: 1 % of the lowest MCS's nominal rate."""
+
+__all__ = ["HetNetOta", "NOT_PLAYED_BELOW_BITS_PER_RE", "choose_mcs", "evaluate_over_the_air", "predict_round_sinr", "rounds"]
 
 
 def choose_mcs(sinr: torch.Tensor, link_model: DTNConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -210,13 +220,26 @@ class HetNetOta(RadioSlots):
         plays = rounds(block[0].tolist(), association[0].tolist(), [n in levels for n in range(cfg.num_ues)])
         predicted = self._predict(plays, block[0], rendered)
         modulation, code_rate, expected = choose_mcs(predicted, self.link_model)
-        measured = self._play(plays, association[0], block[0], levels, modulation, code_rate)
+        # A link no MCS of the menu can carry (PER above 99 % at the lowest) is not put on the air: it would deliver
+        # nothing, and a round made only of such links is too weak for the receiver to acquire, which over the air
+        # must mean a fault, not a policy's choice. It is credited nothing, as the twin's PER says.
+        hopeless = [n for n in levels if float(expected[n]) < NOT_PLAYED_BELOW_BITS_PER_RE]
+        if hopeless:
+            for n in hopeless:
+                del levels[n]
+                rendered[n] = 0.0
+            plays = rounds(block[0].tolist(), association[0].tolist(), [n in levels for n in range(cfg.num_ues)])
+            predicted = self._predict(plays, block[0], rendered)
+        measured, air_time_s = self._play(plays, association[0], block[0], levels, modulation, code_rate, predicted)
         throughput = torch.zeros(1, cfg.num_ues, dtype=torch.float64)
+        delivered = torch.zeros(1, cfg.num_ues, dtype=torch.float64)
         share = twin["share"][0]
         for n, lr in measured.items():
             bits = math.log2(MODULATION_ORDERS[int(modulation[n])]) * CODE_RATES[int(code_rate[n])]
             ok = lr.blocks_ok / max(lr.n_blocks, 1)
             throughput[0, n] = float(share[n]) * cfg.block_bandwidth_hz * bits * ok / 1e6
+            delivered[0, n] = float(lr.delivered_bits)
+        ota_mbps = delivered / air_time_s / 1e6 if air_time_s > 0 else torch.zeros_like(delivered)
         for n in range(cfg.num_ues):
             lr = measured.get(n)
             self.records.append({
@@ -227,12 +250,17 @@ class HetNetOta(RadioSlots):
                 "rendered_snr_db": 10 * math.log10(float(rendered[n])) if rendered[n] > 0 else None,
                 "predicted_sinr_db": 10 * math.log10(float(predicted[n])) if predicted[n] > 0 else None,
                 "capped": n in levels and not self.min_power_db < levels[n] < self.max_power_db,
+                "not_played": ("no MCS carries it at the predicted SINR" if n in hopeless else
+                               "zero power" if n not in levels else None),
                 "modulation": MODULATION_NAMES[int(modulation[n])] if n in levels else None,
                 "code_rate": CODE_RATES[int(code_rate[n])] if n in levels else None,
                 "expected_bits_per_re": float(expected[n]) if n in levels else 0.0,
+                "acquisition": lr.status if lr is not None else None,
                 "sinr_db": lr.sinr_db if lr is not None else None,
                 "bler": lr.bler if lr is not None else None,
-                "throughput_mbps": float(throughput[0, n]),
+                "delivered_bits": int(delivered[0, n]),
+                "ota_throughput_mbps": float(ota_mbps[0, n]),
+                "credited_twin_mbps": float(throughput[0, n]),
                 "twin_capacity_mbps": float(twin["capacity_mbps"][0, n])})
         handovers = (association != net.association).sum(-1).to(torch.float64)
         reward, info = net.score(throughput, handovers, twin)
@@ -242,6 +270,8 @@ class HetNetOta(RadioSlots):
         info["twin_sum_throughput_mbps"] = outcome.info["sum_throughput_mbps"]
         info["truncated"] = outcome.info["truncated"]
         info["rounds"] = torch.tensor([float(len(plays))])
+        info["ota_sum_throughput_mbps"] = ota_mbps.sum(-1)
+        info["air_time_s"] = torch.tensor([air_time_s])
         if self.should_stop is not None and self.should_stop():
             self.close()
             raise OtaInterrupted("stopped between two slots")
@@ -263,9 +293,11 @@ class HetNetOta(RadioSlots):
         return predicted
 
     def _play(self, plays: list[list[int]], association: torch.Tensor, block: torch.Tensor, levels: dict[int, float],
-              modulation: torch.Tensor, code_rate: torch.Tensor) -> dict[int, Any]:
-        """Play the rounds as OFDM slots; returns UE -> its :class:`radio.ofdm.LinkReport`."""
+              modulation: torch.Tensor, code_rate: torch.Tensor, predicted: torch.Tensor) -> tuple[dict[int, Any], float]:
+        """Play the rounds as OFDM slots; returns (UE -> its :class:`radio.ofdm.LinkReport`, air time in s: the
+        rounds' OFDM slot durations)."""
         measured: dict[int, Any] = {}
+        air_time_s = 0.0
         for members in plays:
             per_radio: dict[str, list[Link]] = {name: [] for name in self.ap_radios}
             for n in members:
@@ -274,15 +306,20 @@ class HetNetOta(RadioSlots):
                     str(n), tuple(range(c * self.rbs_per_block, (c + 1) * self.rbs_per_block)),
                     MODULATION_NAMES[int(modulation[n])].lower(),
                     Fraction(CODE_RATES[int(code_rate[n])]).limit_denominator(8), levels[n]))
-            reports = self.play(per_radio, self.ofdm_slots)
+            rb_snr = {name: sum(len(link.rbs) * float(predicted[int(link.id)]) for link in links)
+                      for name, links in per_radio.items() if links}
+            reports = self.play(per_radio, self.ofdm_slots, predicted_rb_snr=rb_snr)
             self.ofdm_slots += 1
+            if reports:
+                air_time_s += reports[0].plan.slot_length / reports[0].plan.rate_hz
             for rep in reports:
                 for lr in rep.links:
                     measured[int(lr.link_id)] = lr
-        return measured
+        return measured, air_time_s
 
 
-METRICS = {"throughput_mbps": "sum_throughput_mbps", "twin_throughput_mbps": "twin_sum_throughput_mbps",
+METRICS = {"ota_throughput_mbps": "ota_sum_throughput_mbps", "credited_twin_mbps": "sum_throughput_mbps",
+           "twin_throughput_mbps": "twin_sum_throughput_mbps",
            "jain": "jain_index", "qos_non_compliance": "qos_non_compliance",
            "energy_efficiency": "energy_efficiency_mbit_per_j", "handover_rate": "handover_rate",
            "rounds": "rounds"}
@@ -294,8 +331,9 @@ def evaluate_over_the_air(policies: Mapping[str, Policy], ota: HetNetOta, seeds:
                           on_slot: Callable[[], None] | None = None) -> dict[str, dict[str, Any]]:
     """Play one greedy episode per seed with every policy on the same deployments and average the metrics.
 
-    Returns, per policy label: the means over slots of :data:`METRICS` (measured throughput and the twin's
-    Shannon throughput for the same decisions, Mbit/s; Jain; QoS non-compliance; energy efficiency, Mbit/J;
+    Returns, per policy label: the means over slots of :data:`METRICS` (the throughput delivered over the air in
+    real Mbit/s, information bits of CRC-passed blocks per second of air time; the learner's credit in twin units;
+    the twin's Shannon throughput for the same decisions, twin units; Jain; QoS non-compliance; energy efficiency, Mbit/J;
     handover rate; OFDM slots per twin slot), ``return`` (mean episode return, eq. 10 on measured throughputs),
     ``sinr_error_db`` (median over the UE-slots played of the measured SINR minus the model's prediction for the
     rendering, :func:`predict_round_sinr`)

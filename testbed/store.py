@@ -1,5 +1,5 @@
 """The context store: one SQLite database (WAL mode) holding radios, calibration records, runs, over-the-air
-experiences and KPM samples.
+experiences, KPM samples and the jobs of sweeps.
 
 Every write is one transaction, so a crash (even SIGKILL) leaves either the whole record or none of it. The
 schema carries a version (``PRAGMA user_version``); opening a database written by a newer version is refused
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS radios (
@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS calibrations (
     results_json TEXT NOT NULL,      -- every fitted value with its confidence interval
     raw_json TEXT NOT NULL,          -- sweep data (or capture paths) so any figure can be recomputed
     notes_json TEXT NOT NULL,        -- dropped points and why
-    meta_json TEXT NOT NULL          -- radios' identities, settings, versions, report paths
+    meta_json TEXT NOT NULL,         -- radios' identities, settings, versions, report paths
+    identity_keys_json TEXT          -- {radio name: identity key} (radio.identity); NULL: never reused
 );
 CREATE INDEX IF NOT EXISTS calibrations_lookup ON calibrations (radios, settings_key, created_at);
 CREATE TABLE IF NOT EXISTS runs (
@@ -75,6 +76,23 @@ CREATE TABLE IF NOT EXISTS kpm_samples (
 );
 CREATE INDEX IF NOT EXISTS kpm_by_run ON kpm_samples (run_id, name, ts);
 """
+
+
+_SWEEP_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sweep_jobs (
+    sweep TEXT NOT NULL,             -- the sweep's name
+    job_key TEXT NOT NULL,           -- agents.jobs.job_key of the job's config
+    config_json TEXT NOT NULL,       -- the resolved training config, grid point and seed
+    status TEXT NOT NULL,            -- 'done' or 'failed'
+    result_json TEXT,                -- metrics of a finished job
+    error TEXT,                      -- exception and traceback of a failed job
+    seconds REAL,                    -- wall-clock time of the job in its worker
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (sweep, job_key)
+);
+"""
+# Created on first use rather than by a schema version: a store without the table is still a valid store, and an
+# older testbed that opens one with it simply ignores it.
 
 
 class StoreError(RuntimeError):
@@ -118,11 +136,14 @@ class CalibrationRow:
     raw: dict[str, Any]
     notes: list[Any]
     meta: dict[str, Any]
+    identity_keys: dict[str, str | None] | None = None
+    """Each radio's :func:`radio.identity.identity_key` when the record was made; None for records from before
+    identities were kept (never reused)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "created_at": self.created_at, "radios": self.radios,
                 "settings_key": self.settings_key, "temperature_c": self.temperature_c, "results": self.results,
-                "raw": self.raw, "notes": self.notes, "meta": self.meta}
+                "raw": self.raw, "notes": self.notes, "meta": self.meta, "identity_keys": self.identity_keys}
 
 
 class Store:
@@ -146,10 +167,16 @@ class Store:
         if version == 0:
             # Idempotent DDL, with the version written last: an interrupted creation is simply redone.
             self._db.executescript(f"BEGIN;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
-        elif version == 1:
-            # Version 2 adds the episode of a KPM sample (so a resumed run can drop the in-flight episode's).
-            self._db.executescript("BEGIN;ALTER TABLE kpm_samples ADD COLUMN episode INTEGER;"
-                                   f"PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+        elif version < SCHEMA_VERSION:
+            # Version 2 adds the episode of a KPM sample (so a resumed run can drop the in-flight episode's);
+            # version 3 the identity keys of a calibration's radios (records from before have none, so they are
+            # never reused: nothing says which units they measured).
+            steps = {1: ("kpm_samples", "episode", "INTEGER"), 2: ("calibrations", "identity_keys_json", "TEXT")}
+            todo = ""
+            for table, column, kind in (steps[v] for v in range(version, SCHEMA_VERSION)):
+                if column not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
+                    todo += f"ALTER TABLE {table} ADD COLUMN {column} {kind};"
+            self._db.executescript(f"BEGIN;{todo}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
 
     # ---- plumbing ------------------------------------------------------------------------------------------------
     class _Tx:
@@ -197,14 +224,19 @@ class Store:
     # ---- calibrations --------------------------------------------------------------------------------------------
     def add_calibration(self, radios: Sequence[str], settings_key: str, results: Mapping[str, Any],
                         raw: Mapping[str, Any], *, notes: Sequence[Any] = (), meta: Mapping[str, Any] | None = None,
-                        temperature_c: float | None = None, created_at: float | None = None) -> int:
-        """Insert one calibration record; returns its id."""
+                        temperature_c: float | None = None, created_at: float | None = None,
+                        identity_keys: Mapping[str, str | None] | None = None) -> int:
+        """Insert one calibration record; returns its id. ``identity_keys``: each radio's identity key (a record
+        without them is never reused); when given, exactly the names in ``radios``."""
+        if identity_keys is not None and set(identity_keys) != set(radios):
+            raise StoreError(f"identity keys for {sorted(identity_keys)}; the record's radios are {sorted(radios)}")
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO calibrations (created_at, radios, settings_key, temperature_c, results_json, raw_json, "
-                "notes_json, meta_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "notes_json, meta_json, identity_keys_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (time.time() if created_at is None else created_at, ",".join(sorted(radios)), settings_key,
-                 temperature_c, _dumps(results), _dumps(raw), _dumps(list(notes)), _dumps(meta or {})))
+                 temperature_c, _dumps(results), _dumps(raw), _dumps(list(notes)), _dumps(meta or {}),
+                 None if identity_keys is None else _dumps(dict(identity_keys))))
             return int(cur.lastrowid)
 
     def update_calibration_meta(self, cal_id: int, meta: Mapping[str, Any]) -> None:
@@ -214,9 +246,11 @@ class Store:
 
     def _cal(self, row: Sequence[Any]) -> CalibrationRow:
         return CalibrationRow(int(row[0]), float(row[1]), row[2].split(",") if row[2] else [], row[3], row[4],
-                              json.loads(row[5]), json.loads(row[6]), json.loads(row[7]), json.loads(row[8]))
+                              json.loads(row[5]), json.loads(row[6]), json.loads(row[7]), json.loads(row[8]),
+                              None if row[9] is None else json.loads(row[9]))
 
-    _CAL_COLS = "id, created_at, radios, settings_key, temperature_c, results_json, raw_json, notes_json, meta_json"
+    _CAL_COLS = ("id, created_at, radios, settings_key, temperature_c, results_json, raw_json, notes_json, meta_json, "
+                 "identity_keys_json")
 
     def calibration(self, cal_id: int) -> CalibrationRow:
         row = self._db.execute(f"SELECT {self._CAL_COLS} FROM calibrations WHERE id=?", (cal_id,)).fetchone()
@@ -229,9 +263,21 @@ class Store:
         rows = self._db.execute(f"SELECT {self._CAL_COLS} FROM calibrations ORDER BY id DESC LIMIT ?", (limit,))
         return [self._cal(r) for r in rows.fetchall()]
 
+    def recent_calibrations(self, radios: Iterable[str], max_age_s: float | None = None) -> list[CalibrationRow]:
+        """Records of exactly these radio names (any settings), newest first, younger than ``max_age_s`` (all when
+        None). The candidates for reuse: which one matches the radios' identities and the settings is the
+        caller's decision."""
+        since = -math.inf if max_age_s is None else time.time() - max_age_s
+        rows = self._db.execute(
+            f"SELECT {self._CAL_COLS} FROM calibrations WHERE radios=? AND created_at>=? "
+            "ORDER BY created_at DESC, id DESC", (",".join(sorted(radios)), since)).fetchall()
+        return [self._cal(r) for r in rows]
+
     def latest_calibration(self, radios: Iterable[str], settings_key: str,
                            max_age_s: float | None = None) -> CalibrationRow | None:
-        """The newest record for exactly these radios and settings, if younger than ``max_age_s``."""
+        """The newest record for exactly these radio names and settings, if younger than ``max_age_s``. Names
+        only: whether the record measured the same units is not checked here (see
+        :func:`testbed.cmd_calibrate.calibrate_or_reuse`)."""
         row = self._db.execute(
             f"SELECT {self._CAL_COLS} FROM calibrations WHERE radios=? AND settings_key=? "
             "ORDER BY created_at DESC, id DESC LIMIT 1", (",".join(sorted(radios)), settings_key)).fetchone()
@@ -261,6 +307,13 @@ class Store:
             return None
         return {"id": row[0], "created_at": row[1], "run_dir": row[2], "status": row[3], "calibration_id": row[4],
                 "config": json.loads(row[5])}
+
+    def runs(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest ``limit`` run records, newest first, each as :meth:`run` returns it."""
+        rows = self._db.execute("SELECT id, created_at, run_dir, status, calibration_id, config_json FROM runs "
+                                "ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)).fetchall()
+        return [{"id": r[0], "created_at": r[1], "run_dir": r[2], "status": r[3], "calibration_id": r[4],
+                 "config": json.loads(r[5])} for r in rows]
 
     def add_experiences(self, run_id: str, episode: int, rows: Iterable[Mapping[str, Any]]) -> int:
         """Insert one episode's OTA transitions atomically (keys: step, link, state, action, reward,
@@ -300,3 +353,42 @@ class Store:
     def kpms(self, name: str, run_id: str | None = None) -> list[tuple[float, float | None]]:
         q = "SELECT ts, value FROM kpm_samples WHERE name=?" + (" AND run_id=?" if run_id else "") + " ORDER BY ts"
         return [(r[0], r[1]) for r in self._db.execute(q, (name, run_id) if run_id else (name,))]
+
+    # ---- sweep jobs ----------------------------------------------------------------------------------------------
+    def _sweep_table(self) -> None:
+        if not getattr(self, "_sweep_table_ready", False):
+            self._db.executescript(_SWEEP_SCHEMA)
+            self._sweep_table_ready = True
+
+    def save_sweep_job(self, sweep: str, job_key: str, config: Mapping[str, Any], *, status: str,
+                       result: Mapping[str, Any] | None = None, error: str | None = None,
+                       seconds: float | None = None) -> None:
+        """Record one job of a sweep (``status`` ``done`` with its ``result``, or ``failed`` with its ``error``),
+        replacing an earlier record of the same job."""
+        if status not in ("done", "failed"):
+            raise StoreError(f"sweep job status {status!r}; allowed: done, failed")
+        self._sweep_table()
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO sweep_jobs (sweep, job_key, config_json, status, result_json, error, "
+                       "seconds, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (sweep, job_key, _dumps(config), status, None if result is None else _dumps(result), error,
+                        None if seconds is None or not math.isfinite(seconds) else float(seconds), time.time()))
+
+    def sweep_jobs(self, sweep: str) -> dict[str, dict[str, Any]]:
+        """Every recorded job of ``sweep``: job key -> ``{"config", "status", "result", "error", "seconds",
+        "updated_at"}``."""
+        self._sweep_table()
+        rows = self._db.execute("SELECT job_key, config_json, status, result_json, error, seconds, updated_at "
+                                "FROM sweep_jobs WHERE sweep=? ORDER BY updated_at", (sweep,)).fetchall()
+        return {r[0]: {"config": json.loads(r[1]), "status": r[2], "result": None if r[3] is None else json.loads(r[3]),
+                       "error": r[4], "seconds": r[5], "updated_at": r[6]} for r in rows}
+
+    def delete_sweep_jobs(self, sweep: str, job_keys: Iterable[str] | None = None) -> int:
+        """Forget jobs of ``sweep`` (all of them when ``job_keys`` is None), so that the next call runs them
+        again. Returns the number forgotten."""
+        self._sweep_table()
+        with self.transaction() as db:
+            if job_keys is None:
+                return db.execute("DELETE FROM sweep_jobs WHERE sweep=?", (sweep,)).rowcount
+            return sum(db.execute("DELETE FROM sweep_jobs WHERE sweep=? AND job_key=?", (sweep, key)).rowcount
+                       for key in job_keys)

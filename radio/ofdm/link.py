@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from radio.base import Radio
-from radio.ofdm.receiver import SlotReport, receive_slot
+from radio.ofdm.receiver import ACQUIRED, NO_SIGNAL, NO_SYNC, SlotReport, receive_slot
 from radio.ofdm.slot import SlotPlan, TxSlot, build_slot, combine_waveforms
 
 Transmitter = tuple[Radio, "SlotPlan | Sequence[SlotPlan]"]
@@ -29,15 +29,16 @@ class LinkStats:
     link_id: str
     """The link's id."""
     slots: int
-    """Slots measured."""
-    sinr_db: float
-    """Mean post-equalisation SINR from data (dB of the mean linear SINR)."""
-    sinr_pilot_db: float
+    """Slots measured: acquired (the slots not acquired are counted below and enter no other figure)."""
+    sinr_db: float | None
+    """Mean post-equalisation SINR from data (dB of the mean linear SINR); None without an acquired slot (as the
+    other means)."""
+    sinr_pilot_db: float | None
     """Mean SINR from pilots (dB of the mean linear value)."""
-    evm: float
-    """RMS EVM over all slots (ratio)."""
+    evm: float | None
+    """RMS EVM over the acquired slots (ratio)."""
     blocks: int
-    """Code blocks sent."""
+    """Code blocks sent in the acquired slots."""
     blocks_ok: int
     """Code blocks whose CRC passed."""
     delivered_bits: int
@@ -46,28 +47,38 @@ class LinkStats:
     """Duration of one slot (s)."""
     adjacent_relative_db: dict[int, float | None] = field(default_factory=dict)
     """Mean (in linear power) of the adjacent-group power relative to the link, by offset -2, -1, +1, +2 (dBc)."""
+    slots_no_signal: int = 0
+    """Slots whose receiver found nothing above the noise floor on the transmitter's RBs."""
+    slots_no_sync: int = 0
+    """Slots with power there that the receiver could not acquire."""
 
     @property
-    def bler(self) -> float:
-        """Block error rate: failed / sent code blocks."""
-        return 1.0 - self.blocks_ok / self.blocks if self.blocks else float("nan")
+    def slots_not_acquired(self) -> int:
+        return self.slots_no_signal + self.slots_no_sync
 
     @property
-    def bits_per_slot(self) -> float:
-        """Delivered information bits per slot."""
-        return self.delivered_bits / self.slots if self.slots else 0.0
+    def bler(self) -> float | None:
+        """Block error rate over the acquired slots: failed / sent code blocks."""
+        return 1.0 - self.blocks_ok / self.blocks if self.blocks else None
 
     @property
-    def throughput_mbps(self) -> float:
-        """Delivered information bit rate (Mbit/s) while the link is scheduled every slot."""
-        return self.bits_per_slot / self.slot_duration_s / 1e6
+    def bits_per_slot(self) -> float | None:
+        """Delivered information bits per acquired slot."""
+        return self.delivered_bits / self.slots if self.slots else None
 
     @property
-    def evm_db(self) -> float:
-        return 20.0 * math.log10(max(self.evm, 1e-15))
+    def throughput_mbps(self) -> float | None:
+        """Delivered information bit rate (Mbit/s) while the link is scheduled every slot and acquired."""
+        bits = self.bits_per_slot
+        return None if bits is None else bits / self.slot_duration_s / 1e6
+
+    @property
+    def evm_db(self) -> float | None:
+        return None if self.evm is None else 20.0 * math.log10(max(self.evm, 1e-15))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"link_id": self.link_id, "slots": self.slots, "sinr_db": self.sinr_db,
+        return {"link_id": self.link_id, "slots": self.slots, "slots_no_signal": self.slots_no_signal,
+                "slots_no_sync": self.slots_no_sync, "sinr_db": self.sinr_db,
                 "sinr_pilot_db": self.sinr_pilot_db, "evm": self.evm, "evm_db": self.evm_db, "bler": self.bler,
                 "blocks": self.blocks, "blocks_ok": self.blocks_ok, "delivered_bits": self.delivered_bits,
                 "bits_per_slot": self.bits_per_slot, "throughput_mbps": self.throughput_mbps,
@@ -123,10 +134,12 @@ def configure_radios(transmitters: Sequence[Transmitter], receiver: Radio, *, lo
 
 
 def run_slot(transmitters: Sequence[Transmitter], receiver: Radio, slot_index: int, *,
-             max_cfo_scs: float = 1.0, keep_symbols: bool = False) -> tuple[list[SlotReport], int]:
+             max_cfo_scs: float | None = None, keep_symbols: bool = False) -> tuple[list[SlotReport], int]:
     """Transmit slot ``slot_index`` of every plan (cyclically), receive two slot lengths, measure every plan.
 
-    Returns the reports (transmitters in order, their plans in order) and the number of clipped TX samples.
+    ``max_cfo_scs``: CFO search range in subcarrier spacings; None: +-50 ppm of the receiver's LO
+    (:func:`~radio.ofdm.receiver.cfo_search_scs`). Returns the reports (transmitters in order, their plans in
+    order; check each one's ``status``) and the number of clipped TX samples.
     """
     sent: list[TxSlot] = []
     clipped = 0
@@ -140,20 +153,21 @@ def run_slot(transmitters: Sequence[Transmitter], receiver: Radio, slot_index: i
         clipped += report.clipped
         longest = max(longest, wave.size, max(s.plan.slot_length for s in slots))
     samples, _meta = receiver.receive(2 * longest + 64)
-    reports = [receive_slot(samples, s.plan, slot_index, reference=s, max_cfo_scs=max_cfo_scs,
+    lo_hz = receiver.settings.rx_lo
+    reports = [receive_slot(samples, s.plan, slot_index, reference=s, max_cfo_scs=max_cfo_scs, lo_hz=lo_hz,
                             keep_symbols=keep_symbols) for s in sent]
     return reports, clipped
 
 
 def run_link(transmitters: Sequence[Transmitter], receiver: Radio, n_slots: int, *, configure: bool = True,
              lo_hz: float | None = None, tx_gain_db: float | None = None, rx_gain_db: float | None = None,
-             max_cfo_scs: float = 1.0, first_slot: int = 0,
+             max_cfo_scs: float | None = None, first_slot: int = 0,
              iterate: Callable[[Iterable[int]], Iterable[int]] | None = None) -> LinkRunResult:
     """Run ``n_slots`` slots and aggregate per link (mean SINR, EVM, BLER, throughput, adjacent power).
 
     ``transmitters``: ``(radio, plan or plans)`` pairs; the receiver may be one of those radios (loopback).
-    ``configure``: set sample rate/bandwidth (and ``lo_hz``/gains when given) first. ``iterate`` wraps the slot
-    loop (e.g. a progress bar). Transmissions are stopped at the end.
+    ``configure``: set sample rate/bandwidth (and ``lo_hz``/gains when given) first. ``max_cfo_scs``: as
+    :func:`run_slot`. ``iterate`` wraps the slot loop (e.g. a progress bar). Transmissions are stopped at the end.
     """
     if n_slots < 1:
         raise ValueError(f"n_slots = {n_slots}; allowed: >= 1")
@@ -174,14 +188,18 @@ def run_link(transmitters: Sequence[Transmitter], receiver: Radio, n_slots: int,
 
 
 def aggregate(reports: Sequence[Sequence[SlotReport]]) -> dict[str, LinkStats]:
-    """Per-link statistics over slots: SINR as the dB of the mean linear SINR, EVM as the RMS, BLER over blocks."""
+    """Per-link statistics over the acquired slots: SINR as the dB of the mean linear SINR, EVM as the RMS, BLER
+    over blocks; slots not acquired are counted (by state) and enter nothing else."""
     acc: dict[str, dict[str, Any]] = {}
     for slot in reports:
         for rep in slot:
             duration = rep.plan.slot_length / rep.plan.rate_hz
             for lr in rep.links:
                 a = acc.setdefault(lr.link_id, {"n": 0, "sinr": 0.0, "sinr_p": 0.0, "evm2": 0.0, "blocks": 0, "ok": 0,
-                                                "bits": 0, "dur": duration, "adj": {}})
+                                                "bits": 0, "dur": duration, "adj": {}, NO_SIGNAL: 0, NO_SYNC: 0})
+                if lr.status != ACQUIRED:
+                    a[lr.status] += 1
+                    continue
                 a["n"] += 1
                 a["sinr"] += 10 ** (lr.sinr_db / 10)
                 a["sinr_p"] += 10 ** (lr.sinr_pilot_db / 10) if math.isfinite(lr.sinr_pilot_db) else 0.0
@@ -196,10 +214,30 @@ def aggregate(reports: Sequence[Sequence[SlotReport]]) -> dict[str, LinkStats]:
     for link_id, a in acc.items():
         n = a["n"]
         out[link_id] = LinkStats(
-            link_id=link_id, slots=n, sinr_db=10 * math.log10(a["sinr"] / n),
-            sinr_pilot_db=10 * math.log10(a["sinr_p"] / n) if a["sinr_p"] > 0 else float("-inf"),
-            evm=math.sqrt(a["evm2"] / n), blocks=a["blocks"], blocks_ok=a["ok"], delivered_bits=a["bits"],
-            slot_duration_s=a["dur"],
+            link_id=link_id, slots=n, sinr_db=10 * math.log10(a["sinr"] / n) if n else None,
+            sinr_pilot_db=(10 * math.log10(a["sinr_p"] / n) if a["sinr_p"] > 0 else float("-inf")) if n else None,
+            evm=math.sqrt(a["evm2"] / n) if n else None, blocks=a["blocks"], blocks_ok=a["ok"],
+            delivered_bits=a["bits"], slot_duration_s=a["dur"],
             adjacent_relative_db={k: (10 * math.log10(float(np.mean(v))) if v else None)
-                                  for k, v in sorted(a["adj"].items())})
+                                  for k, v in sorted(a["adj"].items())},
+            slots_no_signal=a[NO_SIGNAL], slots_no_sync=a[NO_SYNC])
     return out
+
+
+def acquisition_failure(reports: Sequence[SlotReport], pair: str) -> str | None:
+    """One line saying why none of ``reports`` (one transmitter's slots, received over ``pair``, e.g.
+    ``"sim0->sim1"``) was acquired and what to check; None when at least one was."""
+    if not reports or any(r.acquired for r in reports):
+        return None
+    sync = max(reports, key=lambda r: r.sync.detection or 0.0).sync
+    power = f"{sync.rx_power_dbfs:.1f} dBFS" if sync.rx_power_dbfs is not None else "unknown"
+    floor = f"{sync.noise_floor_dbfs:.1f} dBFS" if sync.noise_floor_dbfs is not None else "unknown"
+    no_signal = sum(r.status == NO_SIGNAL for r in reports)
+    if no_signal * 2 >= len(reports):
+        return (f"no signal on {pair} in {len(reports)} slots: received power {power} on the transmitter's RBs "
+                f"is at the noise floor ({floor}): check the TX gain, the antennas/cables and that both radios "
+                f"are tuned to the same LO")
+    return (f"no sync on {pair} in {len(reports)} slots: received power {power} (noise floor {floor}) but "
+            f"the slot was not found (detection {sync.detection:.2f} <= threshold {sync.detection_threshold:.2f}): "
+            f"CFO beyond +-{sync.max_cfo_hz / 1e3:.0f} kHz (LO or reference error)? another waveform or "
+            f"interference on the channel?")

@@ -2,12 +2,17 @@
 
 Per transmitter (one :class:`~radio.ofdm.slot.SlotPlan`) in a received buffer:
 
-1. **Timing and CFO.** The preamble's body is two identical halves. The buffer, band-filtered to the
-   transmitter's RBs, is correlated with the known half; the slot starts where ``|c(t)| + |c(t + N/2)|`` peaks
-   among the positions from which a whole slot fits in the buffer. The phase of ``c(t + N/2) c(t)*`` gives the
-   fractional CFO (+-1 SCS). Beyond 1 SCS (``max_cfo_scs``), integer hypotheses in steps of 2 SCS are tried and
-   the DMRS decide between them (a ZC shifted by whole bins mimics a time shift). CFO is removed from the whole
-   buffer.
+1. **Timing and CFO.** The preamble's body is two identical halves. Beyond 1 SCS (``max_cfo_scs``; by default
+   what +-:data:`CFO_SEARCH_PPM` of the LO gives, see :func:`cfo_search_scs`) a coarse search comes first: the
+   buffer, band-filtered to the transmitter's RBs widened by the search range, is autocorrelated at lag ``N/2``
+   (``|P(t)|`` does not depend on the CFO), the best :data:`COARSE_CANDIDATES` peaks give candidate timings and
+   the phase of ``P`` the CFO modulo 2 SCS; for each, one DFT of the first DMRS symbol is correlated with the
+   known DMRS at every even bin shift of the range (circular shifts of one spectrum; the PN pilots, unlike a ZC
+   preamble, have no shift that mimics a time shift), and the best candidate and shift give the coarse CFO, which
+   is removed. Then (and directly when the range is +-1 SCS) the buffer, band-filtered to the transmitter's RBs,
+   is correlated with the known half; the slot starts where ``|c(t)| + |c(t + N/2)|`` peaks among the positions
+   from which a whole slot fits in the buffer, and the phase of ``c(t + N/2) c(t)*`` gives the remaining CFO.
+   CFO is removed from the whole buffer.
 2. **DFT** of the 14 symbols with the window ``backoff`` samples early inside the CP (half of the CP left
    after any WOLA ramp), the resulting phase ramp removed so the detected path sits at delay 0. When the
    reference symbols' phase drift (step 3) shows the preamble's CFO was off by more than
@@ -28,7 +33,15 @@ Per transmitter (one :class:`~radio.ofdm.slot.SlotPlan`) in a received buffer:
 4. **Equalisation**: per RE ``z = y / H`` (the unbiased MMSE estimate for one stream), noise variance
    ``sigma^2 / |H|^2`` with ``sigma^2`` from the pilot residuals (degrees of freedom of the fit removed);
    exact log-APP LLRs; LDPC decoding of every code block of the slot in one batched run (all codes together).
-5. **Measurements per link**: post-equalisation SINR from the data REs against the sent symbols
+5. **Acquisition test** (:func:`acquisition_statistic`): whether the slot was really found, from pilots the
+   search did not use (DMRS symbols 8 and 12). Per RB, the received pilots' energy along the known pilot pattern
+   is compared with the energy beside it; on white noise, or a signal at the wrong timing or CFO, the ratio ``D``
+   is F-distributed, so the threshold is its upper :data:`SYNC_FALSE_ALARM` quantile, computed, not measured. A
+   slot above it is "acquired"; below it, the power of the buffer on the transmitter's RBs is compared with the
+   noise floor measured on the bins outside the carrier (an F test at the same probability): at the floor the
+   slot is "no signal", above it "no sync". A slot that is not acquired is not equalised or decoded: its SINR,
+   EVM, BLER and throughput are None.
+6. **Measurements per link**: post-equalisation SINR from the data REs against the sent symbols
    (``1 / EVM^2``, includes every impairment and the channel-estimation error), SINR from the pilots
    (``|H|^2 / sigma^2``), EVM, CRC per code block, BLER, delivered information bits (CRC-passed blocks only),
    and the mean received power per RE on the RB groups next to the allocation.
@@ -46,6 +59,7 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.fft
 import scipy.linalg
+import scipy.stats
 
 from radio.ofdm.fec import decode_groups, encode_blocks
 from radio.ofdm.modulation import bits_per_symbol, demap_llr
@@ -67,6 +81,47 @@ MAX_SCO_PPM = 60.0
 CFO_REFINE_SCS = 0.002
 """Residual CFO (in SCS) above which the slot is demodulated again at the refined CFO (ICI -49 dB there)."""
 
+CFO_SEARCH_PPM = 50.0
+"""Default CFO search range: +-this many ppm of the LO (two radios whose +-25 ppm references are at opposite
+ends of their tolerance)."""
+
+COARSE_CANDIDATES = 3
+"""Timing candidates (peaks of the lag-N/2 autocorrelation) the coarse CFO search scores with the DMRS."""
+
+SYNC_FALSE_ALARM = 1e-3
+"""Probability that the acquisition test declares a slot acquired on white noise alone (per slot and plan)."""
+
+ACQUIRED, NO_SIGNAL, NO_SYNC = "acquired", "no signal", "no sync"
+"""Acquisition states of a slot: found and verified; nothing above the noise floor on the transmitter's RBs;
+power there, but the slot was not found (CFO beyond the search range, another waveform, interference)."""
+
+_GUARD_EDGE = 0.45
+"""Bins up to this fraction of the sample rate from DC, beyond the carrier and the CFO range, measure the noise
+floor."""
+
+
+def cfo_search_scs(lo_hz: float, scs_hz: float, ppm: float = CFO_SEARCH_PPM) -> float:
+    """CFO search range in subcarrier spacings that covers +-``ppm`` of a carrier at ``lo_hz`` (at least 1).
+
+    Raises ValueError for a non-positive or non-finite LO or SCS, or a negative ppm."""
+    if not (math.isfinite(lo_hz) and lo_hz > 0 and math.isfinite(scs_hz) and scs_hz > 0):
+        raise ValueError(f"lo_hz = {lo_hz!r}, scs_hz = {scs_hz!r}; allowed: positive finite frequencies")
+    if not (math.isfinite(ppm) and ppm >= 0):
+        raise ValueError(f"ppm = {ppm!r}; allowed: a finite number >= 0")
+    return max(1.0, ppm * 1e-6 * lo_hz / scs_hz)
+
+
+@lru_cache(maxsize=256)
+def acquisition_threshold(groups: int, rest_dof: int, false_alarm: float = SYNC_FALSE_ALARM) -> float:
+    """Threshold of the acquisition statistic ``D`` (:func:`acquisition_statistic`) for ``groups`` pilot groups
+    and ``rest_dof`` complex degrees of freedom left beside the pilot pattern: the upper ``false_alarm`` quantile of
+    F(2 groups, 2 rest_dof), computed (exact for white Gaussian noise), not measured. Raises ValueError for counts
+    below 1 or a probability outside (0, 1)."""
+    if groups < 1 or rest_dof < 1 or not 0.0 < false_alarm < 1.0:
+        raise ValueError(f"groups = {groups}, rest_dof = {rest_dof}, false_alarm = {false_alarm}; allowed: "
+                         f"counts >= 1 and a probability in (0, 1)")
+    return float(scipy.stats.f.isf(false_alarm, 2 * groups, 2 * rest_dof))
+
 
 @dataclass
 class SyncResult:
@@ -82,9 +137,43 @@ class SyncResult:
     """Sample-clock offset estimated from the delay drift across the slot (ppm), mean over links."""
     backoff: int = 0
     """Samples the DFT window starts early inside the CP."""
+    status: str = ACQUIRED
+    """:data:`ACQUIRED`, :data:`NO_SIGNAL` or :data:`NO_SYNC` (set by :func:`receive_slot`)."""
+    detection: float | None = None
+    """Acquisition statistic ``D`` (module docstring, step 5; about 1 on noise, ``1 + SNR`` per pilot times the
+    pilots of a group with the slot found); None before :func:`receive_slot` tests it."""
+    detection_threshold: float | None = None
+    """The threshold ``D`` must exceed (false-alarm probability :data:`SYNC_FALSE_ALARM` on noise)."""
+    max_cfo_hz: float = 0.0
+    """The CFO range searched, +- this (Hz)."""
+    rx_power_dbfs: float | None = None
+    """Power of the buffer on the transmitter's RBs (dBFS: 0 for a mean ``|x|^2`` of 1)."""
+    noise_floor_dbfs: float | None = None
+    """Noise power in the same bandwidth, from the bins outside the carrier (dBFS); None when the sample rate
+    leaves no such bins."""
+    signal_present: bool = True
+    """Whether the power on the transmitter's RBs is above the noise floor (F test at :data:`SYNC_FALSE_ALARM`;
+    True when there is no floor to compare with)."""
+
+    @property
+    def snr_db(self) -> float | None:
+        """Signal-to-noise ratio on the transmitter's RBs from the two powers (dB); None without a floor or when
+        the power is not above it."""
+        if self.rx_power_dbfs is None or self.noise_floor_dbfs is None:
+            return None
+        excess = 10.0 ** ((self.rx_power_dbfs - self.noise_floor_dbfs) / 10.0) - 1.0
+        return 10.0 * math.log10(excess) if excess > 0 else None
+
+    @property
+    def acquired(self) -> bool:
+        return self.status == ACQUIRED
 
     def as_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "cfo_hz": self.cfo_hz, "metric": self.metric, "sco_ppm": self.sco_ppm}
+        return {"start": self.start, "cfo_hz": self.cfo_hz, "metric": self.metric, "sco_ppm": self.sco_ppm,
+                "status": self.status, "detection": self.detection, "detection_threshold": self.detection_threshold,
+                "max_cfo_hz": self.max_cfo_hz, "rx_power_dbfs": self.rx_power_dbfs,
+                "noise_floor_dbfs": self.noise_floor_dbfs, "snr_db": self.snr_db,
+                "signal_present": self.signal_present}
 
 
 @dataclass
@@ -111,13 +200,14 @@ class LinkReport:
 
     link_id: str
     """The link's id."""
-    sinr_db: float
-    """Post-equalisation SINR from the data REs against the sent symbols, ``-20 log10(EVM)`` (dB)."""
-    sinr_pilot_db: float
+    sinr_db: float | None
+    """Post-equalisation SINR from the data REs against the sent symbols, ``-20 log10(EVM)`` (dB); None when the
+    slot was not acquired (as for every measurement below that needs the slot's timing)."""
+    sinr_pilot_db: float | None
     """Post-equalisation SINR from the pilots: mean ``|H|^2`` over the link's data REs / ``sigma^2`` (dB)."""
-    evm: float
+    evm: float | None
     """RMS EVM of the equalised data symbols against the sent ones (ratio)."""
-    noise_var: float
+    noise_var: float | None
     """Noise-plus-interference variance per RE from the pilot residuals (linear, re ``re_scale^2``)."""
     rx_power_db: float
     """Mean received power per RE on the link's REs (dB re ``re_scale^2``)."""
@@ -133,6 +223,12 @@ class LinkReport:
     """complex64 ``[n_data]``: equalised data symbols (for constellation plots and EVM breakdowns)."""
     sent: np.ndarray | None = None
     """complex64 ``[n_data]``: the unit-energy symbols that were sent."""
+    status: str = ACQUIRED
+    """The slot's acquisition state (:attr:`SyncResult.status`); not acquired: nothing decoded, no blocks."""
+
+    @property
+    def acquired(self) -> bool:
+        return self.status == ACQUIRED
 
     @property
     def n_blocks(self) -> int:
@@ -158,15 +254,17 @@ class LinkReport:
         return self.n_blocks * self.info_bits_per_block
 
     @property
-    def evm_db(self) -> float:
-        return 20.0 * math.log10(max(self.evm, 1e-15))
+    def evm_db(self) -> float | None:
+        return None if self.evm is None else 20.0 * math.log10(max(self.evm, 1e-15))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"link_id": self.link_id, "sinr_db": self.sinr_db, "sinr_pilot_db": self.sinr_pilot_db,
-                "evm": self.evm, "evm_db": self.evm_db, "noise_var": self.noise_var, "rx_power_db": self.rx_power_db,
-                "crc_ok": self.crc_ok.tolist(), "bler": self.bler, "delivered_bits": self.delivered_bits,
-                "offered_bits": self.offered_bits, "adjacent": [a.as_dict() for a in self.adjacent],
-                "channel_taps": self.channel_taps}
+        acquired = self.acquired
+        return {"link_id": self.link_id, "status": self.status, "sinr_db": self.sinr_db,
+                "sinr_pilot_db": self.sinr_pilot_db, "evm": self.evm, "evm_db": self.evm_db,
+                "noise_var": self.noise_var, "rx_power_db": self.rx_power_db, "crc_ok": self.crc_ok.tolist(),
+                "bler": self.bler if acquired else None, "delivered_bits": self.delivered_bits if acquired else None,
+                "offered_bits": self.offered_bits if acquired else None,
+                "adjacent": [a.as_dict() for a in self.adjacent], "channel_taps": self.channel_taps}
 
 
 @dataclass
@@ -185,6 +283,15 @@ class SlotReport:
     """float ``[N_RB]``: mean received power per RE on every RB of the carrier, symbols 1..13 (dB re
     ``re_scale^2``), at this transmitter's timing and CFO."""
 
+    @property
+    def status(self) -> str:
+        """The slot's acquisition state (:attr:`SyncResult.status`)."""
+        return self.sync.status
+
+    @property
+    def acquired(self) -> bool:
+        return self.sync.acquired
+
     def link(self, link_id: str) -> LinkReport:
         for r in self.links:
             if r.link_id == link_id:
@@ -192,7 +299,8 @@ class SlotReport:
         raise KeyError(link_id)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"slot_index": self.slot_index, "sync": self.sync.as_dict(), "links": [l.as_dict() for l in self.links],
+        return {"slot_index": self.slot_index, "status": self.status, "sync": self.sync.as_dict(),
+                "links": [l.as_dict() for l in self.links],
                 "rb_power_db": self.rb_power_db.tolist()}
 
 
@@ -258,36 +366,189 @@ def _backoff(plan: SlotPlan) -> int:
     return max(0, (int(geo.cp.min()) - plan.wola_ramp) // 2)
 
 
-def _pilot_score(x: np.ndarray, plan: SlotPlan, start: int, cfo_hz: float) -> float:
-    """Normalised correlation of the DMRS of the first DMRS symbol for a candidate start and CFO (PN pilots, so
-    unlike the ZC preamble they have no time/frequency ambiguity)."""
+def _signed_fft_freq(size: int, fft_size: int) -> np.ndarray:
+    """float ``[size]``: frequency of each bin of a ``size``-point DFT in subcarrier spacings (``fft_size`` bins
+    per sample rate)."""
+    return np.fft.fftfreq(size) * fft_size
+
+
+def _rb_intervals(plan: SlotPlan) -> np.ndarray:
+    """float ``[R, 2]``: lowest and highest signed subcarrier of every RB of the plan's links."""
+    geo = geometry(plan)
+    rows = [res.signed_bins.reshape(-1, 12) for res in geo.links]
+    grid = np.concatenate(rows)
+    return np.stack([grid.min(axis=1), grid.max(axis=1)], axis=1).astype(np.float64)
+
+
+def _band_mask(plan: SlotPlan, size: int, margin_scs: float) -> np.ndarray:
+    """bool ``[size]``: the bins of a ``size``-point DFT within ``margin_scs`` subcarriers of the plan's RBs."""
+    geo = geometry(plan)
+    key = ("band_mask", size, round(margin_scs, 6))
+    mask = geo.derived.get(key)
+    if mask is None:
+        freq = _signed_fft_freq(size, geo.fft_size)
+        mask = np.zeros(size, dtype=bool)
+        for lo, hi in _rb_intervals(plan):
+            mask |= (freq >= lo - margin_scs) & (freq <= hi + margin_scs)
+        _store(geo.derived, key, mask, limit=8)
+    return mask
+
+
+def _guard_mask(plan: SlotPlan, size: int, margin_scs: float) -> np.ndarray:
+    """bool ``[size]``: bins beyond the carrier's occupied band plus ``margin_scs`` subcarriers (the CFO range)
+    and inside :data:`_GUARD_EDGE` of the sample rate: noise only whatever the plan's timing."""
+    geo = geometry(plan)
+    key = ("guard_mask", size, round(margin_scs, 6))
+    mask = geo.derived.get(key)
+    if mask is None:
+        freq = _signed_fft_freq(size, geo.fft_size)
+        edge = geo.num.n_subcarriers / 2.0 + 1.0 + margin_scs
+        mask = (np.abs(freq) > edge) & (np.abs(freq) < _GUARD_EDGE * geo.fft_size)
+        _store(geo.derived, key, mask, limit=8)
+    return mask
+
+
+def _power_evidence(plan: SlotPlan, spectrum: np.ndarray, n_samples: int, margin_scs: float
+                    ) -> tuple[float | None, float | None, bool]:
+    """Received power on the plan's RBs and the noise floor in the same bandwidth (dBFS), and whether the first is
+    above the second (F test at :data:`SYNC_FALSE_ALARM`; DFT bins of white noise are independent).
+
+    ``spectrum``: complex ``[size]``, the DFT of the ``n_samples`` received samples zero-padded to ``size``."""
+    size = spectrum.size
+    power = spectrum.real ** 2 + spectrum.imag ** 2
+    band = _band_mask(plan, size, 0.0)
+    guard = _guard_mask(plan, size, margin_scs)
+    m_band, m_guard = int(np.count_nonzero(band)), int(np.count_nonzero(guard))
+    scale = 1.0 / (size * n_samples)  # Parseval: sum |X|^2 / size = sum |x|^2
+    in_band = float(np.sum(power[band])) * scale
+    rx_dbfs = _db(in_band) if m_band else None
+    if not m_guard or not m_band:
+        return rx_dbfs, None, True
+    floor_per_bin = float(np.mean(power[guard]))
+    floor = floor_per_bin * m_band * scale
+    ratio = in_band / max(floor, 1e-300)
+    # The spectrum is zero-padded: neighbouring bins are correlated; count independent bins only.
+    independent = n_samples / size
+    dof_band = max(1, int(m_band * independent))
+    dof_guard = max(1, int(m_guard * independent))
+    present = ratio > float(scipy.stats.f.isf(SYNC_FALSE_ALARM, 2 * dof_band, 2 * dof_guard))
+    return rx_dbfs, _db(floor), present
+
+
+def _dmrs_groups(plan: SlotPlan, symbol: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pilots of one DMRS symbol grouped by RB: bins int64 ``[G, P]`` (numpy order), conjugate unit pilot
+    values complex ``[G, P]`` (0 on padding) and the pilots' energy per group float ``[G]`` (cached)."""
+    geo = geometry(plan)
+    key = ("dmrs_groups", symbol)
+    cached = geo.derived.get(key)
+    if cached is None:
+        groups = []
+        for res in geo.links:
+            mask = res.pilot_mask[symbol].reshape(-1, 12)
+            for rb_bins, m in zip(res.rb_bins, mask):
+                groups.append(rb_bins[m])
+        width = max(g.size for g in groups)
+        bins = np.zeros((len(groups), width), dtype=np.int64)
+        refs = np.zeros((len(groups), width), dtype=np.complex128)
+        for i, g in enumerate(groups):
+            bins[i, :g.size] = g
+            refs[i, :g.size] = np.conj(geo.pilots[symbol, g])
+        cached = (bins, refs, np.sum(np.abs(refs) ** 2, axis=1))
+        geo.derived[key] = cached
+    return cached
+
+
+def acquisition_statistic(y_full: np.ndarray, plan: SlotPlan) -> tuple[float, float]:
+    """The acquisition statistic ``D`` of a demodulated slot and its threshold (module docstring, step 5).
+
+    ``y_full``: complex ``[14, N]``, the DFT of the slot's symbols at the found timing and CFO. Per group (one RB
+    of DMRS symbol 8 or 12, pilots ``x``, received ``y``) the received energy splits into its projection on the
+    pilot pattern, ``|sum y x*|^2 / sum |x|^2``, and the rest; ``D`` is the mean projection per group over the
+    mean rest per remaining degree of freedom. On white noise (and on a signal received at the wrong timing or
+    CFO, which does not follow the pattern) the two are independent chi-squares and ``D`` is F(2 G, 2 G (P - 1))
+    distributed; with the slot found, ``D`` is about ``1 + P SNR``. Returns ``(D, threshold)``; ``D > threshold``
+    declares the slot found, with probability :data:`SYNC_FALSE_ALARM` on noise."""
+    projection, rest, groups, dof = 0.0, 0.0, 0, 0
+    for symbol in DMRS_SYMBOLS[1:]:
+        bins, refs, energy = _dmrs_groups(plan, symbol)
+        y = y_full[symbol, bins]
+        valid = refs != 0
+        along = np.abs(np.sum(y * refs, axis=1)) ** 2 / energy
+        projection += float(np.sum(along))
+        rest += float(np.sum(np.where(valid, y.real ** 2 + y.imag ** 2, 0.0))) - float(np.sum(along))
+        groups += bins.shape[0]
+        dof += int(np.count_nonzero(valid)) - bins.shape[0]
+    statistic = (projection / groups) / max(rest / max(dof, 1), 1e-300)
+    return statistic, acquisition_threshold(groups, max(dof, 1))
+
+
+def _coarse_cfo(raw: np.ndarray, spectrum: np.ndarray, plan: SlotPlan, max_cfo_scs: float) -> float:
+    """Coarse CFO (Hz) of ``plan``'s slot in ``raw`` within +-``max_cfo_scs`` subcarriers (module docstring,
+    step 1): lag-N/2 autocorrelation of the band-filtered buffer for timing candidates and the CFO modulo 2 SCS,
+    then the even bin shift whose DMRS correlate best. ``spectrum``: the ``size``-point DFT of ``raw``."""
     geo = geometry(plan)
     n = geo.fft_size
-    l = DMRS_SYMBOLS[0]
-    begin = start + int(geo.symbol_start[l] + geo.cp[l]) - max(0, int(geo.cp.min()) // 2)
-    if begin < 0 or begin + n > x.size:
+    half = n // 2
+    fs = plan.rate_hz
+    scs = fs / n
+    cp0 = int(geo.cp[0])
+    size = spectrum.size
+    x = scipy.fft.ifft(np.where(_band_mask(plan, size, max_cfo_scs + 2.0), spectrum, 0))[: raw.size]
+    # P(t) = sum_{i < N/2} x[t + i + N/2] x*[t + i]: its magnitude is the same at any CFO.
+    lagged = np.concatenate([[0.0], np.cumsum(x[half:] * np.conj(x[:-half]))])
+    energy = np.concatenate([[0.0], np.cumsum(x.real ** 2 + x.imag ** 2)])
+    last = raw.size - geo.slot_length
+    t = np.arange(cp0, last + cp0 + 1)
+    p = lagged[t + half] - lagged[t]
+    e1 = energy[t + half] - energy[t]
+    e2 = energy[t + n] - energy[t + half]
+    metric = (p.real ** 2 + p.imag ** 2) / np.maximum(e1 * e2, 1e-300)
+    starts, fractions = [], []
+    for _ in range(COARSE_CANDIDATES):
+        i = int(np.argmax(metric))
+        if metric[i] <= 0:
+            break
+        starts.append(int(t[i]) - cp0)
+        fractions.append(float(np.angle(p[i])) * fs / (2.0 * np.pi * half))
+        metric[max(0, i - n):i + n] = -1.0
+    if not starts:
         return 0.0
-    seg = x[begin:begin + n] * np.exp(-2j * np.pi * cfo_hz * np.arange(begin, begin + n) / plan.rate_hz)
-    y = np.fft.fft(seg)
-    num, ey, ex = 0.0, 0.0, 0.0
-    for res in geo.links:
-        mask = res.pilot_mask[l].reshape(-1, 12)
-        for rb_bins, m in zip(res.rb_bins, mask):
-            b = rb_bins[m]
-            ref = geo.pilots[l, b]
-            # Coherent within an RB, magnitudes across RBs: immune to the window's phase ramp and the channel.
-            num += abs(np.sum(y[b] * np.conj(ref)))
-            ey += float(np.sum(np.abs(y[b]) ** 2))
-            ex += float(np.sum(np.abs(ref) ** 2))
-    return num / math.sqrt(max(ey * ex, 1e-30))
+    bins, refs, _ = _dmrs_groups(plan, DMRS_SYMBOLS[0])
+    steps = int(math.ceil((max_cfo_scs + 1.0) / 2.0))
+    shifts = 2 * np.arange(-steps, steps + 1)
+    idx = (bins[None, :, :] + shifts[:, None, None]) % n  # [H, G, P]
+    valid = refs != 0
+    pairs = valid[:, 1:] & valid[:, :-1]
+    l = DMRS_SYMBOLS[0]
+    # The window starts where the useful part would: a candidate early by up to a CP (the autocorrelation's
+    # plateau) keeps it inside the CP, free of ISI.
+    offset = int(geo.symbol_start[l] + geo.cp[l])
+    best = (-1.0, 0.0)
+    for start, frac in zip(starts, fractions):
+        begin = start + offset
+        if begin < 0 or begin + n > raw.size:
+            continue
+        seg = raw[begin:begin + n] * np.exp(-2j * np.pi * frac * np.arange(n) / fs)
+        z = np.fft.fft(seg)[idx] * refs  # [H, G, P]
+        # Products of neighbouring pilots of an RB: the channel's phase and the timing error's phase ramp are the
+        # same in every product, so they add coherently over the whole band at the right shift only.
+        products = np.where(pairs, z[:, :, 1:] * np.conj(z[:, :, :-1]), 0)
+        energy = np.sum(z.real ** 2 + z.imag ** 2, axis=(1, 2))
+        score = np.abs(np.sum(products, axis=(1, 2))) / np.maximum(energy, 1e-300)
+        h = int(np.argmax(score))
+        if score[h] > best[0]:
+            best = (float(score[h]), frac + float(shifts[h]) * scs)
+    return best[1]
 
 
 def synchronise(samples: np.ndarray, plan: SlotPlan, *, max_cfo_scs: float = 1.0) -> SyncResult:
     """Find ``plan``'s slot in ``samples`` and estimate its CFO (see the module docstring, step 1).
 
     ``samples``: complex, shape ``[n]`` with ``n >= slot_length``. ``max_cfo_scs``: largest |CFO| searched, in
-    subcarrier spacings (above 1, integer hypotheses in steps of 2 SCS are added and the winner is the one whose
-    DMRS then correlate best). Raises ValueError when the buffer is shorter than a slot.
+    subcarrier spacings (>= 1; above 1 the coarse search runs first; :func:`cfo_search_scs` gives the range for a
+    ppm tolerance). Fills the power evidence of the returned :class:`SyncResult`; the acquisition test needs the
+    demodulated slot and is :func:`receive_slot`'s. Raises ValueError when the buffer is shorter than a slot or
+    the range is below 1 or not finite.
     """
     geo = geometry(plan)
     raw = np.asarray(samples, dtype=np.complex128)
@@ -295,51 +556,45 @@ def synchronise(samples: np.ndarray, plan: SlotPlan, *, max_cfo_scs: float = 1.0
     half = n // 2
     if raw.size < geo.slot_length:
         raise ValueError(f"received {raw.size} samples; a slot needs at least {geo.slot_length}")
+    if not (math.isfinite(max_cfo_scs) and max_cfo_scs >= 1.0):
+        raise ValueError(f"max_cfo_scs = {max_cfo_scs!r}; allowed: a finite number >= 1 (subcarrier spacings)")
     body = _preamble_body(plan)[:half]
     fs = plan.rate_hz
     cp0 = int(geo.cp[0])
+    n_received = raw.size
     # A slot may overhang the buffer end by the DFT back-off: the last window still ends inside the buffer.
     slack = _backoff(plan)
     raw = np.concatenate([raw, np.zeros(slack, dtype=np.complex128)])
     last = raw.size - geo.slot_length  # latest slot start that still fits
-    hyps = [0]
-    m = 2
-    while m - 1 < max_cfo_scs:
-        hyps += [m, -m]
-        m += 2
-    # One DFT of the buffer serves every hypothesis' correlation (circular over ``size``, which no index used
-    # below reaches around) and, for one hypothesis, the band filter; integer hypotheses move the signal's band, so
-    # they correlate the unfiltered buffer.
+    # One DFT of the buffer serves the power evidence, the coarse search and the correlation (circular over
+    # ``size``, which no index used below reaches around).
     size = scipy.fft.next_fast_len(raw.size)
     spectrum = scipy.fft.fft(raw, size)
-    if len(hyps) == 1:
-        spectrum[_band_drop(plan, size)] = 0
-        x = scipy.fft.ifft(spectrum)[: raw.size]
-    else:
-        x = raw
-    candidates = []
+    rx_dbfs, floor_dbfs, present = _power_evidence(plan, spectrum, n_received, max_cfo_scs)
+    coarse = 0.0
+    if max_cfo_scs > 1.0:
+        coarse = _coarse_cfo(raw, spectrum, plan, max_cfo_scs)
+        if coarse:
+            raw = raw * np.exp(-2j * np.pi * coarse * np.arange(raw.size) / fs)
+            spectrum = scipy.fft.fft(raw, size)
+    spectrum[_band_drop(plan, size)] = 0
+    x = scipy.fft.ifft(spectrum)[: raw.size]
     t = np.arange(cp0, last + cp0 + 1)
-    tn = np.arange(half)
-    for hyp in hyps:
-        template = body * np.exp(2j * np.pi * hyp * tn / n)
-        # c[t] = sum_i x[t + i] conj(template[i]); the useful part starts at slot start + cp0
-        c = scipy.fft.ifft(spectrum * _template_spectrum(plan, template, hyp, size))
-        metric = np.abs(c[t]) + np.abs(c[t + half])
-        i = int(np.argmax(metric))
-        # The phase from the unfiltered buffer: the filter edges would bias it.
-        first = np.vdot(template, raw[t[i]:t[i] + half])
-        second = np.vdot(template, raw[t[i] + half:t[i] + n])
-        phase = float(np.angle(second * np.conj(first)))
-        cfo = hyp * plan.numerology.scs_hz + phase * fs / (2.0 * np.pi * half)
-        candidates.append((float(metric[i]), int(t[i]), cfo))
-    if len(candidates) > 1:
-        # A ZC preamble shifted by whole bins looks like a time-shifted one: let the PN pilots decide.
-        peak, t_useful, cfo = max(candidates, key=lambda c: _pilot_score(raw, plan, c[1] - cp0, c[2]))
-    else:
-        peak, t_useful, cfo = candidates[0]
+    # c[t] = sum_i x[t + i] conj(body[i]); the useful part starts at slot start + cp0
+    c = scipy.fft.ifft(spectrum * _template_spectrum(plan, body, 0, size))
+    metric = np.abs(c[t]) + np.abs(c[t + half])
+    i = int(np.argmax(metric))
+    t_useful = int(t[i])
+    # The phase from the unfiltered buffer: the filter edges would bias it.
+    first = np.vdot(body, raw[t_useful:t_useful + half])
+    second = np.vdot(body, raw[t_useful + half:t_useful + n])
+    phase = float(np.angle(second * np.conj(first)))
+    cfo = coarse + phase * fs / (2.0 * np.pi * half)
     e = float(np.sum(np.abs(x[t_useful:t_useful + n]) ** 2))
     norm = math.sqrt(max(e, 1e-30) * np.sum(np.abs(body) ** 2) * 2.0)
-    return SyncResult(start=t_useful - cp0, cfo_hz=float(cfo), metric=float(min(peak / norm, 1.0)))
+    return SyncResult(start=t_useful - cp0, cfo_hz=float(cfo), metric=float(min(float(metric[i]) / norm, 1.0)),
+                      max_cfo_hz=max_cfo_scs * plan.numerology.scs_hz, rx_power_dbfs=rx_dbfs,
+                      noise_floor_dbfs=floor_dbfs, signal_present=present)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -727,22 +982,32 @@ def _dft_symbols(x: np.ndarray, plan: SlotPlan, start: int, cfo_hz: float) -> np
 
 
 def receive_slot(samples: np.ndarray, plan: SlotPlan, slot_index: int = 0, *, reference: TxSlot | None = None,
-                 max_cfo_scs: float = 1.0, keep_symbols: bool = False, decode: bool = True) -> SlotReport:
+                 max_cfo_scs: float | None = None, lo_hz: float | None = None, keep_symbols: bool = False,
+                 decode: bool = True) -> SlotReport:
     """Receive and measure one slot of ``plan`` in ``samples``.
 
     ``samples``: complex64, shape ``[n]``, at ``plan.rate_hz``, containing a whole slot anywhere (a cyclic
     transmission received for two slot lengths always does). ``reference``: the :class:`TxSlot` that was sent, if
-    at hand (otherwise the payload is regenerated from the plan's seed). ``keep_symbols``: keep the equalised and
-    sent data symbols in each :class:`LinkReport`. ``decode=False`` measures without LDPC decoding (no CRC
-    results: ``crc_ok`` is empty, BLER is NaN, nothing is delivered). Returns a :class:`SlotReport`.
+    at hand (otherwise the payload is regenerated from the plan's seed). ``max_cfo_scs``: CFO search range in
+    subcarrier spacings; None: +-:data:`CFO_SEARCH_PPM` of ``lo_hz`` (the receiver's LO, Hz) when given, else 1.
+    ``keep_symbols``: keep the equalised and sent data symbols in each :class:`LinkReport`. ``decode=False``
+    measures without LDPC decoding (no CRC results: ``crc_ok`` is empty, BLER is NaN, nothing is delivered).
+    Returns a :class:`SlotReport`; when the acquisition test fails (module docstring, step 5) its links carry no
+    SINR, EVM or blocks.
     """
     geo = geometry(plan)
     x = np.asarray(samples).astype(np.complex128, copy=False)
+    if max_cfo_scs is None:
+        max_cfo_scs = cfo_search_scs(lo_hz, plan.numerology.scs_hz) if lo_hz is not None else 1.0
     sync = synchronise(x, plan, max_cfo_scs=max_cfo_scs)
     fs = plan.rate_hz
     sync.backoff = _backoff(plan)
     sym_len = geo.slot_length / SYMBOLS_PER_SLOT
     y_full, y, est = _demodulate(x, plan, sync.start, sync.cfo_hz)
+    sync.detection, sync.detection_threshold = acquisition_statistic(y_full, plan)
+    if not sync.detection > sync.detection_threshold:
+        sync.status = NO_SYNC if sync.signal_present else NO_SIGNAL
+        return _unacquired_report(plan, slot_index, sync, y_full)
     # The preamble's CFO comes from one symbol; the phase drift over the reference symbols (12 symbols apart) is
     # a far finer estimate. Where it says the preamble was off by enough to cause ICI (phase noise in the
     # preamble, low SNR), demodulate again at the refined CFO.
@@ -828,6 +1093,22 @@ def receive_slot(samples: np.ndarray, plan: SlotPlan, slot_index: int = 0, *, re
             sent=sent[part].astype(np.complex64) if keep_symbols else None))
     # A faster RX clock stretches the slot: the delay grows by ppm * 1e-6 samples per sample.
     sync.sco_ppm = float(np.mean(est.tau[:, -1] - est.tau[:, 0]) / (sym_len * (SYMBOLS_PER_SLOT - 1)) * 1e6)
+    return SlotReport(plan, slot_index, sync, reports, 10.0 * np.log10(np.maximum(rb_power, 1e-30)))
+
+
+def _unacquired_report(plan: SlotPlan, slot_index: int, sync: SyncResult, y_full: np.ndarray) -> SlotReport:
+    """The report of a slot that was not acquired: received powers only (what the buffer holds on each RB at the
+    best timing found), no SINR, EVM, CRC or delivered bits."""
+    geo = geometry(plan)
+    rb_power = np.mean(np.abs(y_full[1:, :][:, geo.rb_bins]) ** 2, axis=(0, 2)) / geo.re_scale ** 2
+    rb_list = rb_power.tolist()
+    reports = []
+    for link, res in zip(plan.links, geo.links):
+        own = sum(rb_list[rb] for rb in link.rbs) / len(link.rbs)
+        reports.append(LinkReport(
+            link_id=link.id, sinr_db=None, sinr_pilot_db=None, evm=None, noise_var=None, rx_power_db=_db(own),
+            crc_ok=np.zeros(0, dtype=bool), info_bits_per_block=res.layout.info_bits_per_block,
+            adjacent=_adjacent(link.rbs, plan.numerology.n_rb, rb_list, own), status=sync.status))
     return SlotReport(plan, slot_index, sync, reports, 10.0 * np.log10(np.maximum(rb_power, 1e-30)))
 
 

@@ -22,6 +22,9 @@ Signal path of a link ``tx -> rx``
 ----------------------------------
 TX chain (:func:`~radio.sim.frontend.tx_chain`, at ``tx_oversample`` times the TX rate) -> TX gain -> path loss
 and fractional delay (exact, in the frequency domain) -> the LO difference including each radio's ppm error ->
+the sample-clock difference (each radio's ppm also scales its sample clock: the receiver sees the transmitter's
+samples stretched by ``(1 + ppm_tx 1e-6) / (1 + ppm_rx 1e-6)``, a delay growing by ``(ppm_tx - ppm_rx) 1e-6``
+samples per sample, applied as a Farrow fractional-delay interpolator, see :data:`FARROW_HALF_TAPS`) ->
 the receiver's simulated band -> TX phase noise and TX distortion -> fading -> [sum over all transmitters, the
 self link included] -> LNA -> channel filter (:func:`~radio.sim.frontend.rx_channel_fir`) -> RX phase noise and
 RX distortion -> RX gain -> thermal noise (added here, which is equivalent: the stages in between are linear for
@@ -52,7 +55,8 @@ What is cached, and what is drawn fresh
 - Every draw comes from numpy generators seeded by (seed, radio or link name), so the same config, seed and call
   sequence give bit-identical samples.
 
-Limits: the sample clock of a radio is exact (ppm shifts the LOs only). The LNA's products falling outside the
+Limits: the sample-clock difference does not stretch the TX phase noise, distortion or fading, which are read
+at the receiver's sample times. The LNA's products falling outside the
 simulated band alias into it. The TX phase noise and distortion are applied at the receiver's sample times,
 not delayed by the link's delay (a few samples against their microsecond correlation times).
 """
@@ -61,7 +65,9 @@ from __future__ import annotations
 
 import cmath
 import dataclasses
+import hashlib
 import itertools
+import json
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -104,6 +110,34 @@ TILED_MAX = 1 << 21
 """Longest run of tiled periods kept per cyclic contribution (complex64 samples)."""
 _GRID_TOL = 1e-6
 _JAKES_POINTS_PER_CYCLE = 64
+
+
+FARROW_HALF_TAPS = 12
+"""Half-length of the sample-clock interpolator: 24 taps of a Kaiser-windowed sinc (beta 8) whose dependence on
+the fractional delay is a degree-6 polynomial per tap (a Farrow structure: 7 fixed FIR filters, then a
+polynomial in the delay per sample). Error below -85 dB for signals within +-0.3 of the processing rate (an
+oversampled or standard-rate OFDM carrier), a few % of the signal for content near Nyquist."""
+FARROW_DEGREE = 6
+"""Degree of the Farrow polynomial in the fractional delay."""
+FARROW_BETA = 8.0
+"""Kaiser window parameter of the interpolator."""
+RESAMPLED_PEAK_MARGIN = 1.2
+"""Bound on how far interpolation can raise a band-limited signal's peak over its samples' (for the ADC's
+clipping-scan shortcut)."""
+
+
+@lru_cache(maxsize=1)
+def _farrow_coefficients() -> np.ndarray:
+    """float64 ``[FARROW_DEGREE + 1, 2 FARROW_HALF_TAPS]``: ``c[p, k]`` such that the interpolated value at
+    ``i + mu`` (``0 <= mu < 1``) is ``sum_p mu^p sum_k c[p, k] x[i - K + 1 + k]``."""
+    half = FARROW_HALF_TAPS
+    mus = np.linspace(0.0, 1.0, 401)
+    t = np.arange(-half + 1, half + 1)[None, :] - mus[:, None]
+    window = np.i0(FARROW_BETA * np.sqrt(np.clip(1.0 - (t / half) ** 2, 0.0, None))) / np.i0(FARROW_BETA)
+    taps = np.sinc(t) * window
+    vander = np.vander(mus, FARROW_DEGREE + 1, increasing=True)
+    coefficients, *_ = np.linalg.lstsq(vander, taps, rcond=None)
+    return coefficients
 
 
 _EMISSION_SERIALS = itertools.count()
@@ -277,6 +311,12 @@ class _LinkCache:
     peak: float
     """Largest |u|."""
     key: tuple
+    position: float = 0.0
+    """Processing-grid position (fractional) where the transmission's sample 0 lands: the point the sample-clock
+    stretch is anchored at."""
+    clock: float = 0.0
+    """Relative sample-clock offset ``(1 + ppm_tx 1e-6) / (1 + ppm_rx 1e-6) - 1``: grid index ``g`` receives what
+    an exact clock would receive at ``g + clock (g - position)``."""
     tiled: np.ndarray | None = None
     """Several periods of a cyclic ``u`` with their phase steps (see ``SimulatedAir._tiled``)."""
     prescaled: tuple[tuple, np.ndarray] | None = None
@@ -418,6 +458,7 @@ class SimulatedAir:
         self._fir_spectra: dict[tuple[int, int, float], np.ndarray] = {}
         self._work = np.empty(0, np.complex64)
         self._gain_buf = np.empty(0, np.float32)
+        self._farrow_spectra: dict[int, np.ndarray] = {}
 
     # ---- public API -------------------------------------------------------------------------------------------
     def radio(self, name: str, guard: TxGuard | None = None, settings: RadioSettings | None = None) -> SimRadio:
@@ -480,6 +521,24 @@ class SimulatedAir:
 
     def identity(self) -> dict[str, Any]:
         return {"kind": "simulated air", "seed": self.seed}
+
+    def radio_fingerprint(self, name: str) -> str:
+        """sha256 (64 hex digits) of what makes radio ``name`` the unit it is on this air: its resolved parameters
+        (ppm drawn from the seed when not given), the air's parameters and seed (which fix every hidden draw), and
+        the parameters of each link between it and every radio open on this air, both directions, its self link
+        included. A pure function of the ``[sim]`` config, the seed and the set of open radios: unlike
+        :meth:`hidden_truth`, nothing in it depends on the radio's current settings."""
+        st = self._states.get(name)
+        if st is None:
+            raise RadioConfigError(f"simulated radio {name!r} was never opened on this air; open ones: "
+                                   f"{sorted(self._states) or 'none'}")
+        peers = sorted({n for n, s in self._states.items() if s.radio is not None} | {name})
+        links = {f"{tx}->{rx}": dataclasses.asdict(self._link_params(tx, rx))
+                 for peer in peers for tx, rx in sorted({(name, peer), (peer, name)})}
+        description = {"radio": dataclasses.asdict(st.params),
+                       "air": {**dataclasses.asdict(self.config.air), "seed": self.seed}, "links": links}
+        canonical = json.dumps(description, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     # ---- radio bookkeeping ------------------------------------------------------------------------------------
     def _new_state(self, name: str) -> _RadioState:
@@ -576,6 +635,13 @@ class SimulatedAir:
             st.emission = None
 
     # ---- links ------------------------------------------------------------------------------------------------
+    def _link_params(self, tx: str, rx: str) -> LinkParams:
+        """The current parameters of the link ``tx -> rx`` (config and overrides), without drawing its state."""
+        link = self._links.get((tx, rx))
+        if link is not None:
+            return link.params
+        return dataclasses.replace(self.config.link_params(tx, rx), **self._link_overrides.get((tx, rx), {}))
+
     def _link(self, tx: str, rx: str) -> _LinkState:
         link = self._links.get((tx, rx))
         if link is None:
@@ -653,16 +719,20 @@ class SimulatedAir:
         else:
             np.add.at(placed, index, coeff)
         u = sfft.ifft(placed) * m
+        # The receiver counts the LO difference in its own clock's Hz, offset / (1 + ppm_rx 1e-6); the sample-clock
+        # stretch (1 + ppm_tx 1e-6) / (1 + ppm_rx 1e-6) applied later scales this ramp too, hence its frequency.
+        ramp_hz = offset / (1.0 + em.tx.params.ppm * 1e-6)
         if m <= _CACHED_VECTOR_MAX:
-            u *= _offset_ramp(offset / grid_rate, m)
+            u *= _offset_ramp(ramp_hz / grid_rate, m)
         else:
-            u *= np.exp(2j * np.pi * (offset / grid_rate) * np.arange(m))
-        cycles0 = math.fmod(offset * (g_first / grid_rate), 1.0)
-        step = 2.0 * np.pi * math.fmod(offset * (m / grid_rate), 1.0)
+            u *= np.exp(2j * np.pi * (ramp_hz / grid_rate) * np.arange(m))
+        cycles0 = math.fmod(ramp_hz * (g_first / grid_rate), 1.0)
+        step = 2.0 * np.pi * math.fmod(ramp_hz * (m / grid_rate), 1.0)
         u64 = u.astype(np.complex64)
         power = np.abs(u) ** 2
+        clock = (1.0 + em.tx.params.ppm * 1e-6) / (1.0 + rx.params.ppm * 1e-6) - 1.0
         return _LinkCache(u=u64, g_first=g_first, phase0=link.phase + 2.0 * np.pi * cycles0, step=step,
-                          peak=float(np.sqrt(power.max())), key=key)
+                          peak=float(np.sqrt(power.max())), key=key, position=position, clock=clock)
 
     # ---- streams ----------------------------------------------------------------------------------------------
     def _streams(self, st: _RadioState) -> tuple[_Stream | None, _Stream | None]:
@@ -809,7 +879,7 @@ class SimulatedAir:
             if link.params.fading == "jakes":
                 gain *= self._fading_peak(link, t0, t1)
             sources.append(_Source(em, link, cache, tx_stream))
-            peak += cache.peak * gain
+            peak += cache.peak * gain * (RESAMPLED_PEAK_MARGIN if cache.clock else 1.0)
         p3 = fe.dbm_to_mw(p.lna_iip3_dbm) / (unit * unit) if lna_on else math.inf
         lna_saturates = peak * peak > p3 / 3.0
 
@@ -849,7 +919,10 @@ class SimulatedAir:
         first = True
         for src in sources:
             target = out if first else self._scratch(count)
-            span = self._contribute(src, g_start, count, grid_rate, rx_rate, 1.0 / unit, target)
+            if src.cache.clock:
+                span = self._contribute_resampled(src, g_start, count, grid_rate, rx_rate, 1.0 / unit, target)
+            else:
+                span = self._contribute(src, g_start, count, grid_rate, rx_rate, 1.0 / unit, target)
             if span is None:
                 continue
             a, b = span
@@ -955,6 +1028,44 @@ class SimulatedAir:
         if link.params.fading == "jakes":
             out[a:b] *= self._fading(link, lo, b - a, grid_rate)
         return a, b
+
+    def _contribute_resampled(self, src: "_Source", g0: int, count: int, grid_rate: float, rx_rate: float,
+                              scale: float, out: np.ndarray) -> tuple[int, int] | None:
+        """:meth:`_contribute` for a transmitter whose sample clock differs from the receiver's: grid index ``g``
+        receives the exact-clock contribution at ``g + clock (g - position)`` (module docstring), interpolated by
+        the Farrow filter from the exact-clock samples around it. Returns the span of ``out`` written (all of
+        it) or None when the transmission is silent there."""
+        cache = src.cache
+        half = FARROW_HALF_TAPS
+        drift = cache.clock * (g0 - cache.position)
+        shift = math.floor(drift)
+        offsets = (drift - shift) + cache.clock * np.arange(count, dtype=np.float64)
+        whole = np.floor(offsets)
+        mu = offsets - whole
+        whole_i = whole.astype(np.int64)
+        lo, hi = int(whole_i[0]), int(whole_i[-1])
+        lo, hi = min(lo, hi), max(lo, hi)
+        first = g0 + shift + lo - (half - 1)
+        n_src = count + (hi - lo) + 2 * half
+        src_block = np.zeros(n_src, np.complex64)
+        if self._contribute(src, first, n_src, grid_rate, rx_rate, scale, src_block) is None:
+            return None
+        coefficients = _farrow_coefficients()
+        size = sfft.next_fast_len(n_src + 2 * half)
+        spectra = self._farrow_spectra.get(size)
+        if spectra is None:
+            # y_p[i] = sum_k c[p, k] x[i + k]: a correlation, i.e. a convolution with the reversed taps.
+            spectra = sfft.fft(coefficients[:, ::-1], size, axis=1).astype(np.complex64)
+            if len(self._farrow_spectra) > 8:
+                self._farrow_spectra.clear()
+            self._farrow_spectra[size] = spectra
+        filtered = sfft.ifft(sfft.fft(src_block, size)[None, :] * spectra, axis=1)
+        index = np.arange(count) + (whole_i - lo) + (2 * half - 1)
+        result = filtered[-1, index]
+        for p in range(coefficients.shape[0] - 2, -1, -1):
+            result = result * mu + filtered[p, index]
+        out[:] = result
+        return 0, count
 
     @staticmethod
     def _tiled(cache: _LinkCache, need: int) -> np.ndarray:

@@ -24,6 +24,59 @@ TOML ``inf`` / ``-inf`` switch some impairments off; each key's documentation sa
 
 Every field below carries its documentation as an attribute docstring; :func:`field_docs` reads them back so the
 example configuration and ``--help`` texts are generated from one source.
+
+Presets
+-------
+``preset = "pluto"`` / ``"b210"`` / ``"ideal"`` in ``[sim]`` (the defaults of every radio) or in
+``[sim.radios.NAME]`` sets every impairment key of :data:`RADIO_PRESETS`. Precedence, weakest first: the built-in
+defaults, the ``[sim]`` preset, explicit ``[sim]`` radio keys, the radio's own preset, the radio's explicit keys.
+``ppm`` is not part of a preset: it stays drawn from ``ppm_spread`` unless given. ``"ideal"`` switches every
+impairment off (thermal noise at the antenna stays: it is physics, not the radio). Values at 2.4 GHz:
+
+================== ================== =========================================== ============================================
+key                pluto              b210                                        datasheet figure -> mapping
+================== ================== =========================================== ============================================
+ppm_spread         25                 2                                           [P1] 40 MHz reference +-25 ppm; [B1]
+                                                                                  frequency accuracy +-2.0 ppm (no GPSDO)
+iq_gain_db         0.02               0.22                                        [A3]/[A1] RX quadrature gain error 0.2 %
+iq_phase_deg       0.2                1.44                                        (Pluto, applied to TX: image -53.6 dB);
+                                                                                  [B1] SSB suppression -35 dBc, split evenly
+                                                                                  between gain and phase (image -35.0 dB)
+lo_leakage_dbc     -50                -50                                         [A3]/[A1] TX carrier leakage -50 dBc at 0 dB
+                                                                                  attenuation; [B1] LO suppression 50 dBc
+phase_noise_dbc_hz -103.6             -96.2                                       [P2] integrated 0.3 deg rms (100 Hz-100 MHz);
+ (offset, corner   (100 kHz, 100 kHz) (100 kHz, 100 kHz)                          [B1] 1.0 deg rms at 3.5 GHz, scaled by
+ unchanged)                                                                       20 log10(f) to 0.70 deg at 2.45 GHz; level
+                                                                                  at 100 kHz giving that rms with the
+                                                                                  100 kHz PLL corner (no loop-bandwidth figure)
+noise_figure_db    3.0                8.0                                         [A3] RX NF 3 dB at 2.4 GHz, max gain (board
+                                                                                  measured 2.5 dB, [P2]); [B1] RX NF < 8 dB
+lna_iip3_dbm       -14                -20                                         [A3] IIP3 -14 dBm at max gain; [B1] IIP3
+                                                                                  -20 dBm at typical NF
+tx_evm             0.02               0.01                                        [A3] EVM -34 dB; [A1] TX EVM -40 dB
+rx_evm             0.02               0.01                                        [A3] EVM -34 dB; [A1] RX EVM -40 dB
+dac_bits/adc_bits  12 / 12            12 / 12                                     [P1], [B1]: 12-bit DAC and ADC
+tx_fullscale_dbm   7.0                10.0                                        [P1] max output power 7 dBm; [B1] > 10 dBm
+pa_smoothness      1.0                1.0                                         Rapp p = 1, whose 3rd-order term maps an
+pa_sat_dbfs        9.0                6.0                                         OIP3 exactly: A_sat^2 = OIP3 / 2, so
+                                                                                  pa_sat_dbfs = OIP3 - tx_fullscale_dbm - 3;
+                                                                                  [A1] TX OIP3 19 dBm
+am_pm_deg          0                  0                                           no datasheet figure (transceiver output
+                                                                                  stage, no external PA)
+rx_fullscale_dbm   0.0                0.0                                         no datasheet figure (kept at the default)
+================== ================== =========================================== ============================================
+
+``ideal``: tx_evm = rx_evm = 0, pa_sat_dbfs = inf, am_pm_deg = 0, phase_noise_dbc_hz = -inf, ppm = 0,
+ppm_spread = 0, iq_gain_db = iq_phase_deg = 0, lo_leakage_dbc = -inf, noise_figure_db = 0, lna_iip3_dbm = inf,
+dac_bits = adc_bits = 24, tx_fullscale_dbm and rx_fullscale_dbm at their defaults.
+
+Datasheet figures with no key here: RX IQ imbalance and RX residual DC offset (the simulated receiver has none;
+the RX quadrature figures are used for the TX key), RX LO leakage at the RX input (-70 dBm, [A1]), TX noise
+floor (-157 dBm/Hz, [P2]), IIP2, TX-to-RX isolation, and the rise of noise figure as RX gain is lowered (the
+noise figure here is the maximum-gain figure at every RX gain). Sources: [P1] ADALM-PLUTO Detailed
+Specifications (Analog Devices wiki); [P2] ADALM-PLUTO Receiver Sensitivity (Analog Devices wiki); [A3] AD9363
+data sheet (Analog Devices), 2.4 GHz tables; [A1] AD9361 data sheet (Analog Devices), 2.4 GHz tables; [B1] Ettus
+Research USRP B200/B210 spec sheet.
 """
 
 from __future__ import annotations
@@ -83,13 +136,18 @@ class RadioParams:
     100 kHz corner) each LO has 0.45 degrees RMS phase jitter."""
 
     ppm: float | None = None
-    """Frequency error of the radio's crystal in parts per million (-1000 to 1000); it offsets the TX and RX LOs, so
-    two radios see each other with a carrier frequency offset of (ppm_tx - ppm_rx) * 1e-6 * LO. The sample clock is
-    taken as exact. Absent: drawn from the seed, uniform in +-``ppm_spread``."""
+    """Frequency error of the radio's reference crystal in parts per million (-1000 to 1000). LOs and sample clock
+    derive from the one reference (as on a Pluto or B210), so it offsets both: two radios see each other with a
+    carrier frequency offset of (ppm_tx - ppm_rx) * 1e-6 * LO and with the transmitter's samples stretched by
+    (1 + ppm_tx * 1e-6) / (1 + ppm_rx * 1e-6), a delay drifting by (ppm_rx - ppm_tx) * 1e-6 samples per sample.
+    Absent: drawn from the seed, uniform in +-``ppm_spread``. Datasheet values: +-25 ppm for a Pluto's 40 MHz
+    reference (two radios up to 50 ppm apart, 122 kHz at 2.45 GHz, 290 kHz at 5.8 GHz), +-2 ppm for a B210's
+    TCXO."""
 
     ppm_spread: float = 1.0
     """Half-width (ppm, >= 0) of the uniform distribution ``ppm`` is drawn from when it is not given. The default
-    models crystals after the usual factory/XO calibration (two radios differ by at most 2 ppm)."""
+    models references after the usual factory/XO calibration (two radios differ by at most 2 ppm); 25 models
+    uncalibrated Pluto crystals (the OFDM receiver searches +-50 ppm by default)."""
 
     iq_gain_db: float = 0.2
     """TX IQ gain imbalance in dB (-6 to 6): the Q branch has this much more gain than the I branch."""
@@ -180,6 +238,43 @@ class AirParams:
 
 
 _RADIO_KEYS = tuple(f.name for f in dataclasses.fields(RadioParams))
+
+RADIO_PRESETS: dict[str, dict[str, Any]] = {
+    "ideal": {
+        "tx_evm": 0.0, "rx_evm": 0.0, "pa_smoothness": RadioParams.pa_smoothness, "pa_sat_dbfs": math.inf,
+        "am_pm_deg": 0.0, "phase_noise_dbc_hz": -math.inf,
+        "phase_noise_offset_hz": RadioParams.phase_noise_offset_hz,
+        "phase_noise_corner_hz": RadioParams.phase_noise_corner_hz, "ppm": 0.0, "ppm_spread": 0.0,
+        "iq_gain_db": 0.0, "iq_phase_deg": 0.0, "lo_leakage_dbc": -math.inf, "noise_figure_db": 0.0,
+        "lna_iip3_dbm": math.inf, "dac_bits": 24, "adc_bits": 24,
+        "tx_fullscale_dbm": RadioParams.tx_fullscale_dbm, "rx_fullscale_dbm": RadioParams.rx_fullscale_dbm,
+    },
+    "pluto": {
+        "tx_evm": 0.02, "rx_evm": 0.02, "pa_smoothness": 1.0, "pa_sat_dbfs": 9.0, "am_pm_deg": 0.0,
+        "phase_noise_dbc_hz": -103.6, "phase_noise_offset_hz": 100e3, "phase_noise_corner_hz": 100e3,
+        "ppm_spread": 25.0, "iq_gain_db": 0.02, "iq_phase_deg": 0.2, "lo_leakage_dbc": -50.0,
+        "noise_figure_db": 3.0, "lna_iip3_dbm": -14.0, "dac_bits": 12, "adc_bits": 12,
+        "tx_fullscale_dbm": 7.0, "rx_fullscale_dbm": 0.0,
+    },
+    "b210": {
+        "tx_evm": 0.01, "rx_evm": 0.01, "pa_smoothness": 1.0, "pa_sat_dbfs": 6.0, "am_pm_deg": 0.0,
+        "phase_noise_dbc_hz": -96.2, "phase_noise_offset_hz": 100e3, "phase_noise_corner_hz": 100e3,
+        "ppm_spread": 2.0, "iq_gain_db": 0.22, "iq_phase_deg": 1.44, "lo_leakage_dbc": -50.0,
+        "noise_figure_db": 8.0, "lna_iip3_dbm": -20.0, "dac_bits": 12, "adc_bits": 12,
+        "tx_fullscale_dbm": 10.0, "rx_fullscale_dbm": 0.0,
+    },
+}
+"""Radio keys set by ``preset = NAME``; the module documentation gives each value's datasheet figure and source."""
+
+
+def preset_values(name: Any, path: str = "preset", where: str = "[sim]") -> dict[str, Any]:
+    """The radio keys of preset ``name`` (a copy). An unknown name raises RadioConfigError naming ``where``,
+    ``path``, the value and the allowed presets."""
+    if not isinstance(name, str) or name not in RADIO_PRESETS:
+        allowed = ", ".join(f'"{n}"' for n in RADIO_PRESETS)
+        raise RadioConfigError(f"{where}: {path} = {name!r} is not a radio preset; allowed: {allowed}")
+    return dict(RADIO_PRESETS[name])
+
 _LINK_KEYS = tuple(f.name for f in dataclasses.fields(LinkParams))
 _AIR_KEYS = tuple(f.name for f in dataclasses.fields(AirParams))
 FADING_MODELS = ("none", "jakes")
@@ -319,12 +414,16 @@ class SimConfig:
         error messages. Unknown keys and bad values raise RadioConfigError naming ``where``, the full key path,
         the value and what is allowed."""
         table = dict(table or {})
-        top_allowed = _AIR_KEYS + _RADIO_KEYS + _LINK_KEYS + ("radios", "links")
+        top_allowed = _AIR_KEYS + ("preset",) + _RADIO_KEYS + _LINK_KEYS + ("radios", "links")
         air: dict[str, Any] = {}
         radio: dict[str, Any] = {}
         link: dict[str, Any] = {}
+        if "preset" in table:
+            radio.update(preset_values(table["preset"], "sim.preset", where))
         for key, value in table.items():
             path = f"sim.{key}"
+            if key == "preset":
+                continue
             if key in ("radios", "links"):
                 if not isinstance(value, Mapping):
                     raise RadioConfigError(f"{where}: {path} = {value!r} is not allowed; allowed: a table")
@@ -344,9 +443,13 @@ class SimConfig:
             if not isinstance(over, Mapping):
                 raise RadioConfigError(f"{where}: {base} = {over!r} is not allowed; allowed: a table of radio keys")
             checked = {}
+            if "preset" in over:
+                checked.update(preset_values(over["preset"], f"{base}.preset", where))
             for key, value in over.items():
+                if key == "preset":
+                    continue
                 if key not in _RADIO_KEYS:
-                    raise _unknown(key, f"{base}.{key}", _RADIO_KEYS, where)
+                    raise _unknown(key, f"{base}.{key}", ("preset",) + _RADIO_KEYS, where)
                 checked[key] = _check_value(key, value, f"{base}.{key}", where)
             radios[str(name)] = checked
 
@@ -396,10 +499,41 @@ class SimConfig:
                     lines.append(f"# {f.name} = 0.0")
                 else:
                     lines.append(f"{f.name} = {_toml_value(default)}")
+        lines += ["", "# Presets: preset = NAME here or in [sim.radios.NAME] sets every radio key below to the values of",
+                  "# a radio family (explicit keys still win; ppm stays drawn from ppm_spread). Values and their",
+                  "# datasheet figures (radio/sim/params.py documents each source):"]
+        lines += [f"#   {line}" for line in _preset_comment_lines()]
         lines += ["", "# Per-radio overrides of any radio key:", "# [sim.radios.sim1]", "# ppm = -1.5",
                   "", "# Per-link overrides of any link key (ordered pair TX->RX; NAME->NAME is the loopback):",
                   '# [sim.links."sim0->sim1"]', "# path_loss_db = 70.0", "# delay_samples = 2.5", ""]
         return "\n".join(lines)
+
+
+_PRESET_FIGURES = {
+    "ppm_spread": "Pluto 40 MHz reference +-25 ppm; B210 +-2.0 ppm",
+    "iq_gain_db": "AD9363 RX quadrature gain error 0.2 %; B210 SSB suppression -35 dBc",
+    "iq_phase_deg": "AD9363 RX quadrature phase error 0.2 deg; B210 SSB suppression -35 dBc",
+    "lo_leakage_dbc": "AD9363/AD9361 TX carrier leakage -50 dBc; B210 LO suppression 50 dBc",
+    "phase_noise_dbc_hz": "Pluto 0.3 deg rms; B210 1.0 deg rms at 3.5 GHz = 0.70 deg at 2.45 GHz",
+    "noise_figure_db": "AD9363 RX NF 3 dB at 2.4 GHz; B210 RX NF < 8 dB",
+    "lna_iip3_dbm": "AD9363 IIP3 -14 dBm; B210 IIP3 -20 dBm",
+    "tx_evm": "AD9363 EVM -34 dB; AD9361 TX EVM -40 dB",
+    "rx_evm": "AD9363 EVM -34 dB; AD9361 RX EVM -40 dB",
+    "tx_fullscale_dbm": "Pluto max output 7 dBm; B210 > 10 dBm",
+    "pa_sat_dbfs": "AD9361 TX OIP3 19 dBm with Rapp p = 1: OIP3 - tx_fullscale_dbm - 3",
+    "dac_bits": "12-bit DAC", "adc_bits": "12-bit ADC",
+}
+
+
+def _preset_comment_lines() -> list[str]:
+    names = list(RADIO_PRESETS)
+    lines = [f"{'key':<22}" + "".join(f"{n:>10}" for n in names) + "  datasheet figure (2.4 GHz)"]
+    for key in _RADIO_KEYS:
+        if not any(key in RADIO_PRESETS[n] for n in names):
+            continue
+        cells = "".join(f"{_toml_value(RADIO_PRESETS[n].get(key, '-')):>10}".replace('"', "") for n in names)
+        lines.append(f"{key:<22}{cells}  {_PRESET_FIGURES.get(key, '')}".rstrip())
+    return lines
 
 
 _SECTION_TITLES = {
@@ -446,5 +580,5 @@ def example_table() -> dict[str, Any]:
     return SimConfig().to_table()
 
 
-__all__ = ["AirParams", "FADING_MODELS", "LinkParams", "RadioParams", "SimConfig", "example_table", "field_docs",
-           "parse_link_name"]
+__all__ = ["AirParams", "FADING_MODELS", "LinkParams", "RADIO_PRESETS", "RadioParams", "SimConfig", "example_table",
+           "field_docs", "parse_link_name", "preset_values"]

@@ -6,6 +6,8 @@ its receive stream, so every radio on one air hears every other one.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +17,19 @@ from radio.guard import TxGuard
 
 if TYPE_CHECKING:
     from radio.sim.air import SimulatedAir
+
+_AIR_LOCKS: "weakref.WeakKeyDictionary[SimulatedAir, threading.RLock]" = weakref.WeakKeyDictionary()
+_AIR_LOCKS_GUARD = threading.Lock()
+
+
+def _air_lock(air: "SimulatedAir") -> "threading.RLock":
+    """The lock of one air: its state is shared by all its radios, and a served radio may be told to stop
+    transmitting (by a server's watchdog) while another thread is inside its receive."""
+    with _AIR_LOCKS_GUARD:
+        lock = _AIR_LOCKS.get(air)
+        if lock is None:
+            lock = _AIR_LOCKS[air] = threading.RLock()
+        return lock
 
 
 class SimRadio(Radio):
@@ -31,6 +46,7 @@ class SimRadio(Radio):
                  settings: RadioSettings | None = None):
         super().__init__(name, guard, settings)
         self._air = air
+        self._lock = _air_lock(air)
         bits = air._radio_bits(name)
         self._caps = Capabilities(
             lo_hz=Range(70e6, 6e9, unit="Hz"),
@@ -51,7 +67,11 @@ class SimRadio(Radio):
         return self._air
 
     def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "driver": self.driver, "air": self._air.identity()}
+        """Name, driver, the air (kind, seed) and ``fingerprint``: a hash of this radio's resolved parameters, the
+        air's and those of its links (:meth:`SimulatedAir.radio_fingerprint`), so another ``[sim]`` config or seed
+        gives another identity."""
+        return {"name": self.name, "driver": self.driver, "air": self._air.identity(),
+                "fingerprint": self._air.radio_fingerprint(self.name)}
 
     def hidden_truth(self) -> dict[str, Any]:
         """FOR TESTS ONLY: the impairment parameters this radio was built with (its resolved ``[sim]`` parameters,
@@ -60,20 +80,27 @@ class SimRadio(Radio):
         return self._air._radio_truth(self.name)
 
     # ---- backend hooks ----------------------------------------------------------------------------------------
+    # The air is one shared state: each call runs whole under the air's lock. A simulated receive computes and
+    # never waits, so a call that waits for one waits at most that long.
     def _apply(self, settings: RadioSettings) -> None:
-        self._air._apply(self.name, settings)
+        with self._lock:
+            self._air._apply(self.name, settings)
 
     def _transmit(self, samples: np.ndarray, cyclic: bool) -> None:
-        self._air._start_emission(self.name, samples, cyclic)
+        with self._lock:
+            self._air._start_emission(self.name, samples, cyclic)
 
     def _stop_transmit(self) -> None:
-        self._air._stop_emission(self.name)
+        with self._lock:
+            self._air._stop_emission(self.name)
 
     def _receive(self, num_samples: int, timeout_s: float) -> Reception:
-        return self._air._receive(self.name, num_samples)
+        with self._lock:
+            return self._air._receive(self.name, num_samples)
 
     def _close(self) -> None:
-        self._air._unregister(self.name)
+        with self._lock:
+            self._air._unregister(self.name)
 
 
 __all__ = ["SimRadio"]

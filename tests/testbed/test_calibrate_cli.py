@@ -63,6 +63,10 @@ def test_two_calibrations_give_two_consistent_records(two_runs):
     assert first["separated"] is True
     for phi in ("phi_hwi", "phi_aci", "phi"):
         assert first[phi] is not None and first[phi]["ci95"][0] <= first[phi]["value"] <= first[phi]["ci95"][1]
+    # Both measured the same units at the same depth: each record keeps the radios' identity keys and its depth.
+    assert rows[0].identity_keys == rows[1].identity_keys
+    assert set(rows[0].identity_keys) == {"sim0", "sim1"} and all(rows[0].identity_keys.values())
+    assert rows[0].meta["depth"] == rows[1].meta["depth"] == "quick"
 
 
 def test_report_directories_hold_the_page_and_every_plot(two_runs):

@@ -75,8 +75,9 @@ def test_radios_command_lists_answering_and_unreachable_radios(tmp_path):
     p = write(tmp_path, "[safety]\nallowed_bands=[[2.4e9,2.5e9]]\nmax_tx_gain_db=0\n"
                         "[radios.rec0]\ndriver='replay'\npath='missing.sigmf-meta'\n")
     code, out = run("radios", "--config", str(p), "--radios", "loop0,rec0", "--json")
-    assert code == 0, out
-    rows = {r["name"]: r for r in last_json(out)["radios"]}
+    assert code == 3, out  # a named radio that does not answer is a radio fault
+    assert "rec0 did not answer" in out
+    rows = {r["name"]: r for r in json.loads([x for x in out.splitlines() if x.startswith("{")][-1])["radios"]}
     assert rows["loop0"]["answers"] and rows["loop0"]["capabilities"]["lo_hz"]["high"] == 6e9
     assert not rows["rec0"]["answers"] and "does not exist" in rows["rec0"]["error"]
 

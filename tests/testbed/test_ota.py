@@ -15,7 +15,8 @@ import torch
 
 import testbed.ota as ota_module
 from testbed.inventory import load_config, open_radios
-from testbed.ota import OtaInterrupted, OtaNetwork
+from radio.errors import RadioFault
+from testbed.ota import OtaInterrupted, OtaNetwork, SlotNotAcquired
 from twin.config import CODE_RATES, DTNConfig, encode_action
 from twin.link import link_rate_mbps, modulation_order_tensor
 
@@ -211,6 +212,33 @@ def test_a_stop_request_ends_the_episode_after_the_slot_with_every_transmitter_o
     assert sorted(r["link"] for r in rows) == [0, 1, 2] and all("sinr_db" in r["measured"] for r in rows)
     assert {k["name"] for k in kpms} == {"ota/sinr_db", "ota/evm", "ota/bler"}
     assert net.drain() == ([], [])
+
+
+def test_a_slot_the_device_radio_cannot_acquire_is_a_radio_fault_not_zero_goodput(rig):
+    """With the AP -> device link cut (the AP radio's signal never arrives), the slot is "no signal": step()
+    raises SlotNotAcquired, a RadioFault (the runner's outage path), with one line naming the radios and the
+    state, every transmitter off, and no transition recorded for the learner."""
+    radios, _ = rig
+    air = radios[AP].air
+    net = _network(rig)
+    net.reset(5)
+    _set_twin_snr(net, [20.0, 20.0, 20.0])
+    air.set_link(AP, DEVICE, path_loss_db=math.inf)
+    try:
+        with pytest.raises(SlotNotAcquired) as caught:
+            net.step(_actions(net, [(QPSK, R12)] * 3))
+    finally:
+        air.set_link(AP, DEVICE, path_loss_db=_configured_path_loss(air))
+    assert isinstance(caught.value, RadioFault)
+    message = str(caught.value)
+    assert "\n" not in message and f"no signal on {AP}->{DEVICE}" in message
+    assert not radios[AP].transmitting
+    assert net.drain() == ([], [])
+
+
+def _configured_path_loss(air) -> float:
+    """The path loss the sim0 -> sim1 link had before the test cut it (the configured default)."""
+    return air.config.link_params(AP, DEVICE).path_loss_db
 
 
 def test_phi_state_round_trips_and_bad_mappings_are_refused(rig):

@@ -25,8 +25,8 @@ def test_radio_outage_is_ridden_out_in_the_twin(tmp_path, monkeypatch):
     monkeypatch.setattr(cmd_run, "RETRY_FIRST_S", 0.0)
     store_path = tmp_path / "store.sqlite"
     runner = CliRunner()
-    calibrated = runner.invoke(main, ["calibrate", "--radios", "sim0,sim1", "--quick", "--store", str(store_path),
-                                      "--json"])
+    # Full depth: a run never reuses a --quick record.
+    calibrated = runner.invoke(main, ["calibrate", "--radios", "sim0,sim1", "--store", str(store_path), "--json"])
     assert calibrated.exit_code == 0, calibrated.output
     # The calibration does not count: the run opens fresh radios. 10 calls reach the second OTA episode.
     config = tmp_path / "testbed.toml"

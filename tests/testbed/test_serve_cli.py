@@ -214,8 +214,9 @@ def test_unreachable_remote_radio_is_a_radio_fault_row_and_exit_3(tmp_path):
     p.write_text(SAFETY + f'[radios.r0]\ndriver = "remote"\nendpoint = "tcp://127.0.0.1:{port}"\n'
                           f'insecure = true\ntimeout_s = 0.2\nretries = 1\n')
     code, out = run("radios", "--config", str(p), "--radios", "r0", "--json")
-    assert code == 0 and not last_json(out)["radios"][0]["answers"]
-    assert "RadioDisconnected" in last_json(out)["radios"][0]["error"]
+    row = json.loads([x for x in out.splitlines() if x.startswith("{")][-1])["radios"][0]
+    assert code == 3 and not row["answers"]
+    assert "RadioDisconnected" in row["error"]
     code, out = run("capture", "--config", str(p), "--radio", "r0", "--lo", "2.44e9", "--rate", "1.92e6",
                     "--samples", "100", "--out", str(tmp_path / "c"))
     assert code == 3 and "radio fault" in out

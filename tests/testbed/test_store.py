@@ -126,3 +126,42 @@ def test_a_version_1_store_is_upgraded_and_resume_drops_the_episode_in_flight(tm
         store.delete_experiences_after("r", 1)
         assert [row["episode"] for row in store.experiences("r")] == [1]
         assert [v for _, v in store.kpms("ota/sinr_db", "r")] == [11.0]
+
+
+def test_recent_calibrations_and_identity_keys_round_trip(tmp_path):
+    """Candidates for reuse: every record of exactly these names younger than the limit, newest first, with the
+    identity keys stored beside it (which must name exactly the record's radios)."""
+    keys = {"sim0": "a" * 64, "sim1": None}
+    with Store(tmp_path / "s.sqlite") as s:
+        old = s.add_calibration(["sim0", "sim1"], "k", {}, {}, created_at=time.time() - 7200, identity_keys=keys)
+        new = s.add_calibration(["sim1", "sim0"], "other", {}, {})
+        s.add_calibration(["sim0", "sim2"], "k", {}, {})
+        assert [r.id for r in s.recent_calibrations(["sim1", "sim0"])] == [new, old]
+        assert [r.id for r in s.recent_calibrations(["sim0", "sim1"], max_age_s=3600)] == [new]
+        assert s.calibration(old).identity_keys == keys and s.calibration(new).identity_keys is None
+        with pytest.raises(StoreError, match=r"identity keys for \['sim0'\]; the record's radios are"):
+            s.add_calibration(["sim0", "sim1"], "k", {}, {}, identity_keys={"sim0": "b" * 64})
+
+
+def test_a_version_2_store_gains_identity_keys_and_its_records_have_none(tmp_path):
+    """A store written before calibrations carried their radios' identity keys opens, gains the column (schema 3)
+    and keeps its records; they read back without identity keys, so nothing reuses them."""
+    from testbed.store import SCHEMA_VERSION, _SCHEMA
+
+    path = tmp_path / "v2.sqlite"
+    db = sqlite3.connect(path)
+    lines = [line for line in _SCHEMA.splitlines() if "identity_keys_json" not in line]
+    old_schema = "\n".join(lines).replace("meta_json TEXT NOT NULL,", "meta_json TEXT NOT NULL")
+    assert "identity_keys_json" not in old_schema
+    db.executescript(old_schema)
+    db.execute("PRAGMA user_version=2")
+    db.execute("INSERT INTO calibrations (created_at, radios, settings_key, results_json, raw_json, notes_json, "
+               "meta_json) VALUES (?, 'sim0,sim1', 'k', '{}', '{}', '[]', '{}')", (time.time(),))
+    db.commit()
+    db.close()
+    with Store(path) as s:
+        (row,) = s.recent_calibrations(["sim0", "sim1"], max_age_s=3600)
+        assert row.identity_keys is None and row.settings_key == "k"
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    db.close()

@@ -202,10 +202,13 @@ def _same(a, b) -> bool:
 
 
 def test_training_resumed_from_a_checkpoint_continues_bit_identically(tmp_path):
-    """A 4-episode run killed after its second episode (checkpoint: learner state and history through torch.save),
-    then resumed by a fresh learner: the same returns, weights, replay memory and generator state as the run that
-    was never interrupted."""
-    from agents.marl import train
+    """A 4-episode run killed after its second episode (checkpoint: learner state and history as plain data, a
+    tensors-only file), then resumed by a fresh learner from the file read with ``weights_only=True``: the same
+    returns, weights, replay memory and generator state as the run that was never interrupted."""
+    import dataclasses
+
+    from agents.checkpoint import atomic_save
+    from agents.marl import TrainingHistory, train
 
     small = MADDQNDMADDPGConfig(learning_starts=4, batch_size=4)
     straight = MADDQNDMADDPG(CONFIG, small, seed=3)
@@ -214,17 +217,18 @@ def test_training_resumed_from_a_checkpoint_continues_bit_identically(tmp_path):
     killed = MADDQNDMADDPG(CONFIG, small, seed=3)
 
     def checkpoint_then_die(episode: int, history) -> None:
-        torch.save({"learner": killed.state_dict(), "history": history}, tmp_path / "checkpoint.pt")
+        atomic_save({"learner": killed.state_dict(), "history": dataclasses.asdict(history)},
+                    tmp_path / "checkpoint.pt")
         if episode == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         train(killed, CONFIG, 4, 2, seed=5, stop_window=0, on_episode=checkpoint_then_die)
-    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
-    assert len(saved["history"].returns) == 2
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert len(saved["history"]["returns"]) == 2
     resumed = MADDQNDMADDPG(CONFIG, small, seed=99)           # another init: everything must come from the file
     resumed.load_state_dict(saved["learner"])
-    history = train(resumed, CONFIG, 4, 2, seed=5, stop_window=0, history=saved["history"])
+    history = train(resumed, CONFIG, 4, 2, seed=5, stop_window=0, history=TrainingHistory(**saved["history"]))
     assert history.returns == full.returns and history.slots == full.slots
     for name in ("q_network", "actor", "aggregation", "critics", "actor_target", "q_optimizer"):
         assert _same(getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()), name

@@ -47,7 +47,9 @@ def test_common_phase_is_tracked_like_a_genie(std_deg):
     rep = receive_slot(y, plan, reference=tx)
     link = rep.links[0]
     genie = _genie_sinr_db(y, tx, rep.sync.start)
-    assert link.sinr_db == pytest.approx(genie, abs=1.0)
+    # The receiver's per-symbol phase comes from the PTRS/DMRS alone (a small share of the REs the genie uses)
+    # and is Wiener-shrunk by its estimation noise: at 35 dB SNR that costs at most a few tenths of a dB.
+    assert link.sinr_db == pytest.approx(genie, abs=0.4)
     # Untracked, a random walk would wander by std_deg * sqrt(14) over the slot: far worse than this (where that
     # is below the 35 dB noise floor at all).
     untracked_db = -10 * math.log10(np.deg2rad(std_deg) ** 2 * 14 / 3)
