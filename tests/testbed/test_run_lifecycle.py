@@ -218,7 +218,9 @@ def test_ctrl_c_exits_130_with_the_command_that_resumes(tmp_path, presses):
         if proc.poll() is None:
             proc.kill()
     err = (tmp_path / "stopped.err").read_text()
-    assert proc.returncode == 130, err
+    # A second press that lands while the interpreter is already finalising its exit meets the default handler and
+    # ends the process by SIGINT, which a shell reports as 130 too (128 + 2).
+    assert proc.returncode == 130 or (presses == 2 and proc.returncode == -signal.SIGINT), err
     assert f"continue with: testbed run --resume {run_dir}" in err
     assert "Aborted!" not in err
     assert run_row(store, "stopped")["status"] == "interrupted"
