@@ -380,7 +380,8 @@ def _recorded_carrier(resolved: dict[str, Any], directory: Path) -> float:
 def _refuse_resume_conflicts(recorded: dict[str, Any], resume: str, *, policy: str | None, radio_list: str | None,
                              physical_spec: str | None, ota_every: int | None, ota_slots: int | None,
                              reward: str | None, discount: float | None, seed: int | None, run_dir: str | None,
-                             lo_hz: float | None, recalibrate: bool) -> None:
+                             lo_hz: float | None, recalibrate: bool, twin_view: str | None = None,
+                             twin_exploration: float | None = None, replay_capacity: int | None = None) -> None:
     """Exit 2 naming every option given with ``--resume`` whose value differs from what the run recorded: a resumed
     run keeps its learner, radios, carrier and calibration (``--episodes`` and ``--eval-episodes`` may change)."""
     hetnet = recorded.get("policy") == "maddqn-dmaddpg"
@@ -400,6 +401,9 @@ def _refuse_resume_conflicts(recorded: dict[str, Any], resume: str, *, policy: s
             "--ota-slots": (ota_slots, recorded.get("ota_slots")),
             "--reward": (reward, dqn.get("reward", "link")),
             "--discount": (discount, dqn.get("discount")),
+            "--twin-view": (twin_view, (recorded.get("twin") or {}).get("interference", "geometric")),
+            "--twin-exploration": (twin_exploration, dqn.get("epsilon_end")),
+            "--replay-capacity": (replay_capacity, dqn.get("replay_capacity")),
         })
     conflicts = resume_conflicts(given)
     if conflicts:
@@ -466,6 +470,13 @@ def _parse_physical(spec: str | None) -> dict[str, Any] | None:
                    "(shared, the paper's).")
 @click.option("--discount", type=float, default=None,
               help=f"gamma of the TD targets (default {DEFAULTS['discount']}: myopic; the paper's 0.9).")
+@click.option("--twin-view", type=click.Choice(["colocated", "geometric"]), default=None,
+              help="How the twin that trains for an over-the-air run hears interference: colocated (default: as the "
+                   "one device radio hears the rendered links) or geometric (eq. 14, the paper's view).")
+@click.option("--twin-exploration", type=float, default=None,
+              help=f"Final exploration rate of twin episodes (default {RUN_DQN['epsilon_end']}; the paper's 0.01).")
+@click.option("--replay-capacity", type=int, default=None,
+              help=f"Replay memory in transitions (default {RUN_DQN['replay_capacity']:,}; the paper's 5,000).")
 @click.option("--seed", type=int, default=None, help="Seed of the whole run (default 0).")
 @store_option
 @radio_options
@@ -475,8 +486,9 @@ def _parse_physical(spec: str | None) -> dict[str, Any] | None:
 def run(radio_list: str | None, episodes: int | None, ota_every: int | None, policy: str | None,
         physical_spec: str | None, run_dir: str | None, resume: str | None, reevaluate: bool, lo_hz: float | None,
         recalibrate: bool, max_age_h: float, eval_episodes: int | None, ota_slots: int | None, reward: str | None,
-        discount: float | None, seed: int | None, store_path: str | None, config_path: str | None,
-        sim_config: str | None, as_json: bool) -> None:
+        discount: float | None, twin_view: str | None, twin_exploration: float | None, replay_capacity: int | None,
+        seed: int | None, store_path: str | None, config_path: str | None, sim_config: str | None,
+        as_json: bool) -> None:
     """Calibrate, train in the twin with OTA episodes every Z_k, evaluate over the air, report (resumable).
 
     With --policy maddqn-dmaddpg: calibrate, train joint association and scheduling in the HetNet twin, compare it
@@ -498,6 +510,13 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
             raise BadInput(f"{name} {value}; allowed: a number >= {low}")
     if discount is not None and not 0.0 <= discount < 1.0:
         raise BadInput(f"--discount {discount}; allowed: 0 <= gamma < 1")
+    if twin_exploration is not None and not 0.0 <= twin_exploration <= 1.0:
+        raise BadInput(f"--twin-exploration {twin_exploration}; allowed: 0 <= epsilon <= 1")
+    if replay_capacity is not None and not 64 <= replay_capacity <= 10_000_000:
+        raise BadInput(f"--replay-capacity {replay_capacity}; allowed: 64 (one batch) to 10,000,000 transitions")
+    if twin_view is not None and physical_spec is not None:
+        raise BadInput(f"--twin-view {twin_view}: only for runs on radios (--physical analytic keeps eq. 14's "
+                       f"geometric view)")
     if reevaluate and not resume:
         raise BadInput("--reevaluate: only with --resume DIR (it evaluates a finished run again)")
     recorded: dict[str, Any] | None = None
@@ -507,7 +526,9 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
         recorded = json.loads((Path(resume) / "config.json").read_text(encoding="utf-8"))
         _refuse_resume_conflicts(recorded, resume, policy=policy, radio_list=radio_list, physical_spec=physical_spec,
                                  ota_every=ota_every, ota_slots=ota_slots, reward=reward, discount=discount,
-                                 seed=seed, run_dir=run_dir, lo_hz=lo_hz, recalibrate=recalibrate)
+                                 seed=seed, run_dir=run_dir, lo_hz=lo_hz, recalibrate=recalibrate,
+                                 twin_view=twin_view, twin_exploration=twin_exploration,
+                                 replay_capacity=replay_capacity)
         policy = recorded.get("policy", "dqn")
         when = finished_at(Path(resume))
         if when is not None and not reevaluate:
@@ -521,7 +542,9 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
     reward = reward or "link"
     if policy == "maddqn-dmaddpg":
         given = [flag for flag, value in (("--physical", physical_spec), ("--ota-every", ota_every),
-                                          ("--discount", discount), ("--reward", reward if reward != "link" else None))
+                                          ("--discount", discount), ("--reward", reward if reward != "link" else None),
+                                          ("--twin-view", twin_view), ("--twin-exploration", twin_exploration),
+                                          ("--replay-capacity", replay_capacity))
                  if value is not None]
         if resume:
             given += [flag for flag, value in (("--run-dir", run_dir), ("--seed", seed)) if value is not None]
@@ -569,7 +592,9 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
                 raise BadInput("--lo: --physical runs without radios (no carrier); give --lo with --radios")
             names = []
         directory = Path(run_dir) if run_dir else Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
-        dqn = {**RUN_DQN, "episodes": episodes or DEFAULTS["episodes"],
+        learner = {k: v for k, v in (("epsilon_end", twin_exploration), ("replay_capacity", replay_capacity))
+                   if v is not None}
+        dqn = {**RUN_DQN, **learner, "episodes": episodes or DEFAULTS["episodes"],
                "ota_every": DEFAULTS["ota_every"] if ota_every is None else ota_every,
                "num_envs": DEFAULTS["num_envs"], "seed": 0 if seed is None else seed, "checkpoint_every": 1,
                "sync_phi": True, "physical_max_epsilon": 0.1, "reward": reward,
@@ -577,7 +602,7 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
                "twin_context": "mirror" if physical["kind"] == "ota" else "independent"}
         # Over the air every device is rendered on the one device radio: the twin that trains for it hears the
         # links the same way (see twin.DTNConfig.interference).
-        twin = {"interference": "colocated"} if physical["kind"] == "ota" else {}
+        twin = {"interference": twin_view or "colocated"} if physical["kind"] == "ota" else {}
         resolved = {"radios": names, "physical": physical, "policy": policy, "dqn": dqn, "twin": twin,
                     "ota_slots": ota_slots or DEFAULTS["ota_slots"],
                     "eval_episodes": DEFAULTS["eval_episodes"] if eval_episodes is None else eval_episodes,

@@ -212,6 +212,27 @@ def test_eval_of_a_finished_run_compares_the_policy_with_the_baselines_over_the_
     assert result["radios"] == ["sim0", "sim1"] and result["episodes"] == 1
 
 
+def test_the_learner_and_twin_view_of_a_run_are_options_it_records(lab, tmp_path):
+    """``--twin-view geometric --twin-exploration 0.01 --replay-capacity 5000`` (the paper's settings) reach the
+    twin and the learner and are recorded, so a comparison quoted in the docs is one command; without radios the
+    twin view is refused, and a resumed run refuses another view."""
+    run_dir = tmp_path / "paper"
+    code, out, err = invoke("run", "--radios", RADIOS, "--episodes", "2", "--ota-every", "2", "--ota-slots", "2",
+                            "--eval-episodes", "0", "--twin-view", "geometric", "--twin-exploration", "0.01",
+                            "--replay-capacity", "5000", "--run-dir", str(run_dir), "--store", str(lab.store),
+                            "--json")
+    assert code == 0, err
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["twin"]["interference"] == "geometric"
+    assert config["dqn"]["epsilon_end"] == 0.01 and config["dqn"]["replay_capacity"] == 5000
+    code, out, err = invoke("run", "--resume", str(run_dir), "--twin-view", "colocated", "--store", str(lab.store))
+    assert code == 2 and "--twin-view" in out + err
+    code, out, err = invoke("run", "--physical", "analytic:phi=0.4", "--twin-view", "geometric")
+    assert code == 2 and "--twin-view" in out + err
+    code, out, err = invoke("run", "--physical", "analytic:phi=0.4", "--replay-capacity", "10")
+    assert code == 2 and "--replay-capacity 10" in out + err
+
+
 def test_analytic_run_needs_no_radios(lab, analytic_run):
     """``--physical analytic:phi=0.4``: no calibration, no OTA experiences; the measured phi is near the hidden
     0.4; every other artifact as on radios; the run is finished."""
