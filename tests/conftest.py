@@ -32,3 +32,13 @@ def lte_recording() -> Path:
     if not LTE_RECORDING.is_file():
         pytest.skip(f"shared LTE recording not found at {LTE_RECORDING} (set TESTBED_SHARED_DATA)")
     return LTE_RECORDING
+
+
+@pytest.fixture(scope="session")
+def ray_instance():
+    """One local Ray instance with 2 CPUs for every Ray executor test (starting one takes seconds)."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[cluster]'): Ray executor "
+                                            "tests skipped")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

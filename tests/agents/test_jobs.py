@@ -125,15 +125,6 @@ def test_the_process_pool_and_one_process_give_bit_identical_runs():
 # Ray (skipped without it)
 # ------------------------------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def ray_instance():
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[cluster]'): Ray executor "
-                                            "tests skipped")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def test_ray_gives_the_same_numbers_as_the_local_pool(ray_instance):
     local = repro_dtn.run_all(TINY, only=["reward"])
     on_ray = repro_dtn.run_all(TINY, only=["reward"], executor="ray")

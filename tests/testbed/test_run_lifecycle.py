@@ -9,23 +9,18 @@ Budgets are tiny: analytic runs of a few episodes; one OTA run of one episode of
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from testbed.store import Store
-from tests.testbed.test_run_cli import invoke, last_json, metric_lines, run_row
+from tests.testbed.run_helpers import (WAIT_S, invoke, last_json, metric_lines, run_row, spawn as _spawn,
+                                       wait_until as _wait_until)
 
 RADIOS = "sim0,sim1"
 GUARD_5_8 = "[safety]\nallowed_bands = [[5725e6, 5875e6]]\nmax_tx_gain_db = 0.0\n"
-WAIT_S = 300.0                  # bound of every wait on a subprocess (the machine may be slow)
 
 
 @pytest.fixture(scope="module")
@@ -153,22 +148,6 @@ def test_unknown_radio_leaves_no_run_directory(tmp_path):
 
 
 # --- one process per run directory; Ctrl-C ---------------------------------------------------------------------
-
-def _spawn(args: list[str], cwd: Path, name: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in ("TESTBED_CONFIG", "TESTBED_STORE")}
-    return subprocess.Popen([sys.executable, "-m", "testbed.cli", *args], cwd=cwd, env=env,
-                            stdout=open(cwd / f"{name}.out", "w"), stderr=open(cwd / f"{name}.err", "w"))
-
-
-def _wait_until(proc: subprocess.Popen, ready, what: str, cwd: Path, name: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not ready():
-        if proc.poll() is not None:
-            pytest.fail(f"the run exited ({proc.returncode}) before {what}: {(cwd / f'{name}.err').read_text()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {what} within {WAIT_S} s")
-        time.sleep(0.05)
-
 
 def _analytic(run_dir: Path, store: Path, episodes: int) -> list[str]:
     return ["run", "--physical", "analytic:phi=0.4", "--episodes", str(episodes), "--ota-every", "2",

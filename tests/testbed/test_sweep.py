@@ -175,15 +175,6 @@ def test_the_example_sweep_file_is_valid_and_small():
     assert plan.base["episodes"] <= 8 and plan.base["twin.num_devices"] <= 6
 
 
-@pytest.fixture(scope="module")
-def ray_instance():
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[cluster]'): Ray executor "
-                                            "tests skipped")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def test_the_same_sweep_on_ray_gives_bit_identical_summaries(tmp_path, ray_instance):
     file = _write(tmp_path, TINY)
     local = _sweep(tmp_path, file)
