@@ -69,6 +69,7 @@ import hashlib
 import itertools
 import json
 import math
+import threading
 import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -459,6 +460,9 @@ class SimulatedAir:
         self._work = np.empty(0, np.complex64)
         self._gain_buf = np.empty(0, np.float32)
         self._farrow_spectra: dict[int, np.ndarray] = {}
+        self.lock = threading.RLock()
+        """Held by each of this air's radios for a whole call: the air is one state shared by all of them, and a
+        served radio may be told to stop transmitting (by a server's watchdog) while another thread receives."""
 
     # ---- public API -------------------------------------------------------------------------------------------
     def radio(self, name: str, guard: TxGuard | None = None, settings: RadioSettings | None = None) -> SimRadio:

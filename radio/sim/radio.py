@@ -6,8 +6,6 @@ its receive stream, so every radio on one air hears every other one.
 
 from __future__ import annotations
 
-import threading
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,19 +15,6 @@ from radio.guard import TxGuard
 
 if TYPE_CHECKING:
     from radio.sim.air import SimulatedAir
-
-_AIR_LOCKS: "weakref.WeakKeyDictionary[SimulatedAir, threading.RLock]" = weakref.WeakKeyDictionary()
-_AIR_LOCKS_GUARD = threading.Lock()
-
-
-def _air_lock(air: "SimulatedAir") -> "threading.RLock":
-    """The lock of one air: its state is shared by all its radios, and a served radio may be told to stop
-    transmitting (by a server's watchdog) while another thread is inside its receive."""
-    with _AIR_LOCKS_GUARD:
-        lock = _AIR_LOCKS.get(air)
-        if lock is None:
-            lock = _AIR_LOCKS[air] = threading.RLock()
-        return lock
 
 
 class SimRadio(Radio):
@@ -46,7 +31,7 @@ class SimRadio(Radio):
                  settings: RadioSettings | None = None):
         super().__init__(name, guard, settings)
         self._air = air
-        self._lock = _air_lock(air)
+        self._lock = air.lock
         bits = air._radio_bits(name)
         self._caps = Capabilities(
             lo_hz=Range(70e6, 6e9, unit="Hz"),
