@@ -10,6 +10,9 @@ narrow search (+-1 SCS) against the wide one (+-50 ppm at 5.8 GHz, +-19.3 SCS: t
 received buffer in the same run, for ``receive_slot`` (measure + decode) and ``synchronise`` alone, with their
 ratios (wide / narrow).
 
+``tx_guard`` (also with ``--ota-only``): the TX guard's measurement of the occupied band of one OTA slot buffer,
+against building that slot in the same run.
+
 The OTA slot is measured as ``run_slot`` runs it in ``testbed run``: the plan changes every slot (payload seed; the
 link powers stay at -2 to -4 dB), the AP radio transmits the new slot cyclically, the device radio receives two slot lengths and
 every link is measured and decoded. ``ota_slot_8_links`` has one AP radio (``sim0 -> sim1``, as ``testbed run
@@ -196,6 +199,7 @@ def main() -> None:
     results["ota_slot_8_links"] = ota_case(1, args.ota_slots, args.repeat)
     results["ota_slot_8_links_2_aps"] = ota_case(2, args.ota_slots, args.repeat)
     results["cfo_search"] = cfo_search_case(args.repeat, rng)
+    results["tx_guard"] = tx_guard_case(args.repeat)
     results["machine"] = {"python": platform.python_version(), "torch": torch.__version__,
                           "processor": platform.processor() or platform.machine(), "cpus": _DEFAULT_THREADS,
                           "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
@@ -264,6 +268,21 @@ def cfo_search_case(repeat: int, rng: np.random.Generator) -> dict[str, Any]:
                                                  / out[f"{step}_narrow"]["best_cpu_s"])
     out["wide_search_extra_s_per_plan"] = (out["synchronise_wide"]["best_cpu_s"]
                                            - out["synchronise_narrow"]["best_cpu_s"])
+    return out
+
+
+def tx_guard_case(repeat: int) -> dict[str, Any]:
+    """What the TX guard's measurement of the occupied band costs on one OTA slot buffer (the 1 ms waveform a radio
+    transmits, 7,680 samples on LTE 5 MHz), against building that slot, the peer in the same run."""
+    from radio.guard import measure_occupied_band
+
+    plan = ota_plans([None], 1)[0][1]
+    waveform = build_slot(plan, 1).waveform
+    out: dict[str, Any] = {"samples": int(waveform.size),
+                           "measure_occupied_band": timed(lambda: measure_occupied_band(waveform), repeat),
+                           "build_slot_peer": timed(lambda: build_slot(plan, 1), repeat)}
+    out["ratio_guard_over_build"] = (out["measure_occupied_band"]["best_cpu_s"]
+                                     / out["build_slot_peer"]["best_cpu_s"])
     return out
 
 
