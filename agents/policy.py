@@ -7,9 +7,14 @@
   :class:`twin.HetNetAction`.
 * ``save(path)``: writes the policy's constructor arguments and tensors to one file.
 * ``Policy.load(path)`` / ``SubClass.load(path)``: rebuilds the policy saved there.
+* ``for_blocks(num_blocks)``: the same policy for a HetNet with another number of sub-channel blocks.
 
 A subclass provides ``act``, ``hyper_parameters()`` (JSON-able constructor keyword arguments) and, if it
 has learned or random state, ``state_dict()`` / ``load_state_dict()``.
+
+Every subclass registers itself when its module is imported (``__init_subclass__``), under the
+``module.QualName`` its saved files name; this module imports none of them. :func:`agents.registry.load_policy`
+imports every policy module of the project and loads any saved policy.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ import torch
 
 from agents.checkpoint import atomic_save, load_checkpoint
 
-__all__ = ["Policy", "load_policy"]
+__all__ = ["Policy"]
 
 _REGISTRY: dict[str, type["Policy"]] = {}
+"""Every subclass defined so far, by the ``module.QualName`` written in its saved files."""
 
 
 class Policy(abc.ABC):
@@ -73,23 +79,25 @@ class Policy(abc.ABC):
             raise ValueError(f"{path} is not a saved policy (expected a dict with class, hyper_parameters and state)")
         saved = _REGISTRY.get(payload["class"])
         if saved is None:
-            raise ValueError(f"{path}: unknown policy class {payload['class']!r} (is its module imported?)")
+            raise ValueError(f"{path}: unknown policy class {payload['class']!r} (is its module imported? "
+                             f"agents.registry.load_policy imports them all)")
         if cls is not Policy and not issubclass(saved, cls):
             raise ValueError(f"{path} holds a {saved.__name__}, not a {cls.__name__}")
         policy = saved(**payload["hyper_parameters"])
         policy.load_state_dict(payload["state"])
         return policy
 
+    def for_blocks(self, num_blocks: int) -> "Policy":
+        """The same policy acting on a HetNet with ``num_blocks`` sub-channel blocks: a copy with that
+        ``num_blocks`` hyper-parameter and the same state, or this policy itself when it has no such
+        hyper-parameter (its decisions do not depend on the number of blocks)."""
+        hyper = self.hyper_parameters()
+        if "num_blocks" not in hyper:
+            return self
+        other = type(self)(**{**hyper, "num_blocks": num_blocks})
+        other.load_state_dict(self.state_dict())
+        return other
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyper_parameters().items())
         return f"{type(self).__name__}({args})"
-
-
-def load_policy(path: str | os.PathLike) -> Policy:
-    """Rebuild any saved policy (its module must be importable; the baselines register on import)."""
-    import agents.baselines  # noqa: F401  (registers the classical baselines)
-    import agents.dqn  # noqa: F401  (registers DQNPolicy)
-    import agents.marl  # noqa: F401  (registers the HetNet multi-agent policies)
-    import agents.sadrl  # noqa: F401  (registers SADRLPolicy)
-
-    return Policy.load(path)

@@ -6,8 +6,8 @@ reward (sum goodput), one transition per network and slot. The action space grow
 only built for networks whose joint action count stays below :data:`MAX_JOINT_ACTIONS` (N <= 3 with 48
 actions per link); that is the point of the comparison with the shared multi-agent DQN, which scales.
 
-It reuses the shared-DQN learner and Algorithm 2 trainer of :mod:`agents.dqn` through a different agent
-view::
+It reuses the shared-DQN learner of :mod:`agents.dqn` and the Algorithm 2 trainer of :mod:`agents.continual`
+through a different agent view::
 
     view = JointActionView(num_links=3, link_actions=48, link_state_size=6)
     trainer = ContinualTrainer(config, twin, physical, view=view)

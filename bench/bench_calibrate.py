@@ -31,7 +31,8 @@ from typing import Any, Callable
 import numpy as np
 
 import calibration.session as session
-from calibration.session import CalibrationSettings, run_calibration
+from calibration.session import run_calibration
+from calibration.settings import CalibrationSettings
 from radio.guard import TxGuard
 from radio.ofdm import build_slot, receive_slot, run_link
 from radio.sim import SimConfig, SimulatedAir
@@ -44,9 +45,7 @@ GUARD = {"allowed_bands": [[2.4e9, 2.4835e9]], "max_tx_gain_db": 0}
 def settings_named(name: str) -> CalibrationSettings:
     if name == "default":
         return CalibrationSettings()
-    from testbed.cmd_calibrate import _settings
-
-    return _settings(True, None)
+    return CalibrationSettings.at_depth(quick=True)
 
 
 def open_radios(seed: int) -> dict[str, Any]:
@@ -97,7 +96,7 @@ class Timers:
 def warm_up(seed: int) -> None:
     """One slot through the whole chain, so that neither timed case pays the imports and code construction."""
     radios = open_radios(seed)
-    plan = session._full_band_plan("lte5", 0.0)
+    plan = session.full_band_plan("lte5", 0.0)
     run_link([(radios["sim0"], plan)], radios["sim1"], 1, lo_hz=2.45e9)
     receive_slot(build_slot(plan, 0).waveform, plan, 0, decode=False)
 
@@ -113,12 +112,12 @@ def time_calibration(settings: CalibrationSettings, seed: int) -> dict[str, Any]
     swept["fit"] = {"wall_s": round(wall - sum(v["wall_s"] for v in timers.sweeps.values()), 2),
                     "cpu_s": round(cpu - sum(v["cpu_s"] for v in timers.sweeps.values()), 2)}
     return {"wall_s": wall, "cpu_s": cpu, "points": total[0] if total else None, "slots_analysed": timers.slots,
-            "dropped": sum(1 for n in record["notes"] if n.startswith("dropped")), "sweeps": swept}
+            "dropped": sum(1 for n in record.notes if n.startswith("dropped")), "sweeps": swept}
 
 
 def time_link(n_slots: int, seed: int) -> dict[str, float]:
     radios = open_radios(seed)
-    plan = session._full_band_plan("lte5", 0.0)
+    plan = session.full_band_plan("lte5", 0.0)
     w, c = time.perf_counter(), time.process_time()
     result = run_link([(radios["sim0"], plan)], radios["sim1"], n_slots, lo_hz=2.45e9)
     wall, cpu = time.perf_counter() - w, time.process_time() - c

@@ -21,7 +21,8 @@ import time
 
 import torch
 
-from agents.dqn import ContinualTrainer, DQNAgent, DQNConfig
+from agents.continual import ContinualTrainer
+from agents.dqn import DQNAgent, DQNConfig
 from agents.replay import ReplayMemory
 from twin import AnalyticPhysical, DTNConfig, LinkAdaptationNetwork
 

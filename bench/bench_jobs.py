@@ -25,8 +25,8 @@ import platform
 import statistics
 import time
 
-from agents import repro_dtn
 from agents.jobs import Job, run_jobs
+from testbed.repro import dtn as repro_dtn
 
 
 def _jobs(episodes: int, count: int) -> list[Job]:

@@ -26,7 +26,7 @@ import platform
 
 import torch
 
-from agents.repro_hetnet import PAPER, decision_cost, median_call_ms
+from testbed.repro.hetnet import PAPER, decision_cost, median_call_ms
 
 SCHEMES = ("maddqn-dmaddpg", "qmix", "maddpg", "mappo", "wmmse-ssa", "dqn-dddpg")
 

@@ -47,17 +47,21 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.helpers (the channel models)
 
 from radio.base import RadioSettings  # noqa: E402
 from radio.guard import TxGuard  # noqa: E402
 from radio.ofdm import Link, SlotPlan, build_slot, receive_slot, run_slot  # noqa: E402
 from radio.ofdm import fec, receiver  # noqa: E402
 from radio.ofdm.receiver import cfo_search_scs, synchronise  # noqa: E402
-from radio.ofdm.channels import awgn  # noqa: E402
+from tests.helpers.channels import awgn  # noqa: E402
 from radio.ofdm.fec import decode_groups  # noqa: E402
 from radio.ofdm.modulation import demap_llr, map_bits  # noqa: E402
 from radio.ofdm.link import configure_radios  # noqa: E402

@@ -1,4 +1,7 @@
-"""Front-end measurements on sample arrays: EVM (plain RMS and the 3GPP method), ACLR, ACS and ACIR.
+"""Front-end measurements on sample arrays: EVM (plain RMS and the 3GPP method), PSD, channel power, ACLR, ACS
+and ACIR. The one home of these measurements: the calibration session and the tests call them from here (the
+link receiver's per-RB adjacent power, ``radio.ofdm.receiver.rb_power_profile``, is a receiver metric, not a
+spectrum measurement).
 
 Written here rather than taken from a library: no maintained Python package implements the TS 36.104 Annex E /
 38.104 Annex B EVM procedure or the E-UTRA/NR ACLR bands. The definitions follow
@@ -301,6 +304,81 @@ def aclr(x: np.ndarray, rate_sps: float, channel_bw_hz: float, measurement_bw_hz
                       10 * math.log10(main))
 
 
+def channel_power(x: np.ndarray, rate_sps: float, measurement_bw_hz: float, *, centre_hz: float = 0.0,
+                  nfft: int = 4096) -> float:
+    """Mean power of ``x`` (shape [n], complex) in the square band ``measurement_bw_hz`` at ``centre_hz``: the
+    :func:`band_power` of its :func:`power_spectral_density`."""
+    f, p = power_spectral_density(x, rate_sps, nfft=nfft)
+    return band_power(f, p, centre_hz, measurement_bw_hz)
+
+
+ADJACENT_OFFSETS: tuple[int, ...] = (-2, -1, 1, 2)
+"""The adjacent channels measured, as multiples of the channel spacing."""
+
+
+@dataclass(frozen=True)
+class NetAclr:
+    """Result of :func:`net_aclr`: a capture's spectrum with the receiver's noise removed, and its ACLR."""
+
+    freqs: np.ndarray
+    """Shape [nfft], Hz, ascending."""
+    psd_on: np.ndarray
+    """Shape [nfft]: PSD of the capture with the transmitter on (power per Hz)."""
+    psd_off: np.ndarray
+    """Shape [nfft]: PSD of the capture with the transmitter off (the receiver's own noise)."""
+    channel_power: float
+    """Power in the wanted channel, noise removed (linear, > 0)."""
+    adjacent_power: dict[int, float]
+    """Per offset k of :data:`ADJACENT_OFFSETS`: power in the channel at k spacings, noise removed (linear; can be
+    <= 0 where the transmitter adds nothing the captures resolve)."""
+
+    @property
+    def aclr_db(self) -> dict[int, float]:
+        """Per offset k: ACLR in dB, the adjacent power floored at 0 and at 1e-12 of the channel power."""
+        main = self.channel_power
+        return {k: 10 * math.log10(main / max(max(v, 0.0), main * 1e-12)) for k, v in self.adjacent_power.items()}
+
+    @property
+    def leakage_ratios(self) -> dict[int, float]:
+        """Per offset k: adjacent power over channel power (linear, unfloored)."""
+        return {k: v / self.channel_power for k, v in self.adjacent_power.items()}
+
+
+def net_aclr(on: np.ndarray, off: np.ndarray, rate_sps: float, channel_bw_hz: float, measurement_bw_hz: float, *,
+             nfft: int = 4096) -> NetAclr:
+    """ACLR of a transmitter from a capture with it on and one with it off (the same receiver, same settings).
+
+    The receiver's noise is removed from the band totals, not bin by bin (clipping each noisy bin would add power):
+    PSD(on) - PSD(off) integrated over BW_Config (``measurement_bw_hz``) at the channel centre and at +-1, +-2
+    ``channel_bw_hz``.
+
+    Raises:
+        ValueError: no power is left in the wanted channel once the noise is removed.
+    """
+    f, p_on = power_spectral_density(on, rate_sps, nfft=nfft)
+    _, p_off = power_spectral_density(off, rate_sps, nfft=nfft)
+    net = p_on - p_off
+    main = band_power(f, net, 0.0, measurement_bw_hz)
+    if main <= 0:
+        raise ValueError("nothing received in the channel")
+    adjacent = {k: band_power(f, net, k * channel_bw_hz, measurement_bw_hz) for k in ADJACENT_OFFSETS}
+    return NetAclr(f, p_on, p_off, main, adjacent)
+
+
+def acir_from_channel_powers(heard: dict[int, float], noise: dict[int, float]) -> dict[int, float]:
+    """ACIR (dB) per adjacent offset from a receiver tuned to the wanted channel (offset 0) and to each adjacent
+    one, with the transmitter on (``heard``) and off (``noise``): the wanted power over the power that lands in the
+    adjacent channel, noise removed from both (floored at 1e-12 of the wanted power).
+
+    Raises:
+        ValueError: no power is left in the wanted channel once the noise is removed.
+    """
+    wanted = heard[0] - noise[0]
+    if wanted <= 0:
+        raise ValueError("nothing received in the narrow channel")
+    return {k: 10 * math.log10(wanted / max(heard[k] - noise[k], wanted * 1e-12)) for k in ADJACENT_OFFSETS}
+
+
 def acs_db(interferer_power: float, leaked_power: float) -> float:
     """ACS (dB) = the adjacent-channel interferer's power over the part of it that the receiver lets into the
     assigned channel (both linear, same units). Equivalently the filter attenuation on the adjacent channel
@@ -313,6 +391,13 @@ def acs_db(interferer_power: float, leaked_power: float) -> float:
 def acir_db(aclr_db: float, acs_db_value: float) -> float:
     """ACIR = 1 / (1/ACLR + 1/ACS), all linear; returned in dB."""
     return -10 * math.log10(10 ** (-aclr_db / 10) + 10 ** (-acs_db_value / 10))
+
+
+def acs_from_acir_db(acir_db: float, aclr_db: float) -> float | None:
+    """ACS (dB) from a measured ACIR and the transmitter's ACLR: 1/ACS = 1/ACIR - 1/ACLR (linear). None where the
+    ACIR is not below the ACLR (the receiver's selectivity is not resolved)."""
+    inv = 10 ** (-acir_db / 10) - 10 ** (-aclr_db / 10)
+    return 10 * math.log10(1.0 / inv) if inv > 0 else None
 
 
 # ---------------------------------------------------------------------------------------------------------------

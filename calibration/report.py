@@ -7,7 +7,6 @@ power, and the phi fit (measured over nominal, point by point, with the estimate
 from __future__ import annotations
 
 import html
-import json
 import math
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,9 +14,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from calibration.fit import Estimate, KappaFit
+from calibration.record import CalibrationRecord
 from calibration.session import ACLR_BLOCKS, ANALYSER_LIMITED_MARGIN_DB
 
-__all__ = ["write_report"]
+__all__ = ["format_value", "write_report"]
 
 
 def _kappa_fit(results: Mapping[str, Any]) -> KappaFit:
@@ -31,13 +31,13 @@ def _kappa_fit(results: Mapping[str, Any]) -> KappaFit:
                     bool(k["separated"]), float(k["residual_rms"]))
 
 
-def _plots(record: Mapping[str, Any], out: Path) -> list[tuple[str, str]]:
+def _plots(record: CalibrationRecord, out: Path) -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    results, points = record["results"], record["raw"]["points"]
+    results, points = record.results, record.raw.get("points", [])
     made: list[tuple[str, str]] = []
 
     def save(fig: Any, name: str, caption: str) -> None:
@@ -141,9 +141,10 @@ def _plots(record: Mapping[str, Any], out: Path) -> list[tuple[str, str]]:
     return made
 
 
-def _value(v: Any) -> str:
+def format_value(v: Any) -> str:
+    """A parameter for people: numbers to 4 significant digits, lists element by element."""
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
+        return "[" + ", ".join(format_value(x) for x in v) + "]"
     return f"{v:.4g}" if isinstance(v, (int, float)) else str(v)
 
 
@@ -154,11 +155,12 @@ def _fmt(e: Mapping[str, Any] | None, scale: float = 1.0, unit: str = "") -> str
             f"{e['points']} points)")
 
 
-def write_report(record: Mapping[str, Any], out_dir: str | Path) -> dict[str, str]:
-    """Write ``calibration.json``, the PNG plots and ``report.html`` into ``out_dir``.
+def write_report(record: CalibrationRecord, out_dir: str | Path) -> dict[str, str]:
+    """Write ``calibration.json`` (:meth:`CalibrationRecord.to_json`), the PNG plots and ``report.html`` into
+    ``out_dir``.
 
     Args:
-        record: what :func:`calibration.session.run_calibration` returned (plus ``id`` once stored).
+        record: what :func:`calibration.session.run_calibration` returned (with its ``id`` once stored).
         out_dir: directory (created).
 
     Returns:
@@ -167,9 +169,9 @@ def write_report(record: Mapping[str, Any], out_dir: str | Path) -> dict[str, st
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "calibration.json"
-    json_path.write_text(json.dumps(record, indent=1, default=float), encoding="utf-8")
+    json_path.write_text(record.to_json(), encoding="utf-8")
     plots = _plots(record, out)
-    r = record["results"]
+    r = record.results
     rows = []
     for name, e in sorted(r["kappa"]["kappa_t"].items()):
         rows.append(f"<tr><td>kappa_t {html.escape(name)}</td><td>{_fmt(e, 100, ' %')}</td></tr>")
@@ -177,8 +179,8 @@ def write_report(record: Mapping[str, Any], out_dir: str | Path) -> dict[str, st
         rows.append(f"<tr><td>kappa_r {html.escape(name)}</td><td>{_fmt(e, 100, ' %')}</td></tr>")
     for key in ("phi_hwi", "phi_aci", "phi"):
         rows.append(f"<tr><td>{key}</td><td>{_fmt(r.get(key))}</td></tr>")
-    twin = r["twin"]
-    rows.append("<tr><td>twin parameters</td><td>" + html.escape(", ".join(f"{k} = {_value(v)}" for k, v in twin.items()))
+    twin = record.twin.as_dict()
+    rows.append("<tr><td>twin parameters</td><td>" + html.escape(", ".join(f"{k} = {format_value(v)}" for k, v in twin.items()))
                 + "</td></tr>")
     aclr_rows = []
     for pair, pts in sorted(r["aclr"].items()):
@@ -204,13 +206,13 @@ def write_report(record: Mapping[str, Any], out_dir: str | Path) -> dict[str, st
                 f"correction (diagnostic). {html.escape(evm.get('kappa_input_reason', ''))}</p><table><tr><th>pair"
                 f"</th><th>level (dB)</th><th>EVM (3GPP)</th><th>EVM tracked</th></tr>{evm_rows}</table>"
                 if evm else "")
-    notes = "".join(f"<li>{html.escape(str(n))}</li>" for n in record.get("notes", [])) or "<li>none</li>"
-    meta = record.get("meta", {})
+    notes = "".join(f"<li>{html.escape(str(n))}</li>" for n in record.notes) or "<li>none</li>"
+    meta = record.meta
     figures = "".join(f'<figure><img src="{n}"><figcaption>{html.escape(c)}</figcaption></figure>' for n, c in plots)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Calibration {record.get('id', '')}</title>
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Calibration {'' if record.id is None else record.id}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:auto}}td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}
 figure{{display:inline-block;margin:8px}}</style></head><body>
-<h1>Calibration {html.escape(str(record.get('id', '')))}: {html.escape(', '.join(meta.get('radios', {})))}</h1>
+<h1>Calibration {'' if record.id is None else record.id}: {html.escape(', '.join(meta.get('radios', {})))}</h1>
 <p>Settings: {html.escape(meta.get('settings_key', ''))}; duration {meta.get('duration_s', 0):.1f} s;
 temperature {meta.get('temperature_c')}.</p>
 <h2>Fitted values</h2><table>{''.join(rows)}</table>

@@ -38,15 +38,17 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from scipy import stats
 
 from calibration.fit import EvmObservation, KappaFit, combine_phi, fit_kappa, fit_ratio
-from calibration.measurements import (Evm3gpp, band_power, common_adjacent_ratios, evm_3gpp, evm_window_length,
-                                      power_spectral_density)
+from calibration.measurements import (ADJACENT_OFFSETS, Evm3gpp, acir_from_channel_powers, acs_from_acir_db,
+                                      channel_power, common_adjacent_ratios, evm_3gpp, evm_window_length, net_aclr)
+from calibration.record import CalibrationRecord, LinkAbstraction, TwinParameters
+from calibration.settings import CalibrationSettings, settings_key
 from radio.base import Radio
 from radio.errors import RadioFault, RadioTimeout
 from radio.ofdm import Link, SlotPlan, build_slot, numerology, receive_slot
@@ -54,78 +56,11 @@ from radio.ofdm.numerology import Numerology
 from radio.ofdm.receiver import rb_power_profile
 from radio.ofdm.slot import REFERENCE_SYMBOLS, SYMBOLS_PER_SLOT, TxSlot, geometry
 
-__all__ = ["CalibrationSettings", "Nominal", "SweepPointFailed", "run_calibration", "settings_key"]
+__all__ = ["LinkAbstractionFit", "SweepPointFailed", "run_calibration"]
 
 
-@dataclass(frozen=True)
-class Nominal:
-    """The twin's nominal hardware model that phi is measured against (the paper's defaults)."""
-
-    kappa_t: float = 0.05
-    """Nominal TX EVM (ratio)."""
-    kappa_r: float = 0.05
-    """Nominal RX EVM (ratio)."""
-    acir1_db: float = 30.0
-    """Nominal ACIR towards the first adjacent RRB (dB)."""
-    acir2_db: float = 45.0
-    """Nominal ACIR towards the second adjacent RRB (dB)."""
-
-
-@dataclass(frozen=True)
-class CalibrationSettings:
-    """What a calibration session sweeps. Defaults take about 20 s on two simulated radios."""
-
-    numerology: str = "lte5"
-    """Carrier of the sweeps (the OFDM link's numerology names)."""
-    lo_hz: float = 2.45e9
-    """Carrier frequency (Hz); must lie in the TX guard's allowed bands."""
-    tx_gain_db: float | None = None
-    """TX gain during the sweeps (dB); None keeps each radio's configured gain."""
-    rx_gain_db: float | None = None
-    """RX gain during the sweeps (dB); None keeps each radio's configured gain."""
-    evm_levels_db: tuple[float, ...] = (-24.0, -21.0, -18.0, -15.0, -12.0, -9.0, -6.0, -3.0, 0.0)
-    """Slot power of the EVM sweep relative to a fully loaded slot at the plan's back-off (dB; 0 = RMS -12 dBFS)."""
-    leakage_levels_db: tuple[float, ...] = (-4.0, 0.0, 4.0, 8.0)
-    """Power of the single RB group of the leakage sweep (dB re the slot's full power per RE)."""
-    aclr_levels_db: tuple[float, ...] = (-10.0, -6.0, -3.0, 0.0)
-    """Carrier power of the ACLR sweep (dB re a fully loaded slot at the plan's back-off)."""
-    mcs_levels_db: tuple[float, ...] = tuple(float(x) for x in range(-39, 1, 3))
-    """Link power of the MCS (BLER versus SINR) sweep (dB re the slot's full power per RE); empty: no sweep."""
-    mcs_menu: tuple[tuple[str, str], ...] = tuple((m, r) for m in ("bpsk", "qpsk", "16qam", "64qam")
-                                                  for r in ("1/2", "3/4", "5/6"))
-    """(modulation, code rate) pairs of the MCS sweep, eight links per slot."""
-    slots_per_point: int = 6
-    """Consecutive repetitions of the slot captured and averaged per EVM point (one transmission)."""
-    rb_group: int = 3
-    """RBs per group in the leakage sweep (one twin RRB)."""
-    wide_rate_sps: float = 30.72e6
-    """Sample rate of the ACLR captures (must reach the second adjacent channel)."""
-    aclr_capture_slots: int = 12
-    """Slot lengths (at the wide rate) captured for each ACLR point."""
-    loopback: bool | None = None
-    """Use loopback (a radio hearing its own transmission) where the radio supports it; None: where supported."""
-    retries: int = 2
-    """Extra attempts of a failed sweep point before it is dropped."""
-    nominal: Nominal = field(default_factory=Nominal)
-    """The twin's nominal model for phi."""
-
-    def __post_init__(self) -> None:
-        if self.slots_per_point < 1:
-            raise ValueError(f"slots_per_point = {self.slots_per_point}; allowed: >= 1")
-        if len(self.evm_levels_db) < 3:
-            raise ValueError(f"evm_levels_db {self.evm_levels_db}: at least 3 levels are needed for the fit")
-        if self.retries < 0:
-            raise ValueError(f"retries = {self.retries}; allowed: >= 0")
-        numerology(self.numerology)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def settings_key(settings: CalibrationSettings, rate_sps: float) -> str:
-    """What must match for a stored record to be reused: carrier, rate and gains."""
-    return (f"{settings.numerology}|lo={settings.lo_hz:.0f}|rate={rate_sps:.0f}|"
-            f"txg={settings.tx_gain_db}|rxg={settings.rx_gain_db}")
+LinkAbstractionFit = Callable[[Sequence[Mapping[str, Any]]], LinkAbstraction]
+"""Fits the twin's decoder gains to the MCS sweep's code-block outcomes (see :func:`run_calibration`)."""
 
 
 class SweepPointFailed(RuntimeError):
@@ -136,7 +71,8 @@ class SweepPointFailed(RuntimeError):
 # Helpers
 # --------------------------------------------------------------------------------------------------------------
 
-def _full_band_plan(num: str, level_db: float, rate_sps: float | None = None, tx_id: int = 0) -> SlotPlan:
+def full_band_plan(num: str, level_db: float, rate_sps: float | None = None, tx_id: int = 0) -> SlotPlan:
+    """The calibration's test signal: one QPSK 1/2 link over every RB of numerology ``num`` at ``level_db``."""
     n_rb = numerology(num).n_rb
     return SlotPlan(num, (Link("cal", tuple(range(n_rb)), "qpsk", "1/2", level_db),), tx_id=tx_id,
                     sample_rate_hz=rate_sps, payload_seed=7919)
@@ -149,7 +85,7 @@ def _group_plan(num: str, level_db: float, group: int) -> tuple[SlotPlan, int]:
                     payload_seed=7927), centre
 
 
-def _rms_power(plan: SlotPlan) -> float:
+def plan_rms_power(plan: SlotPlan) -> float:
     """RMS power (re full scale) of the plan's waveform as the slot scaling defines it."""
     n_rb = plan.numerology.n_rb
     used = sum(len(l.rbs) * 10 ** (l.power_db / 10) for l in plan.links)
@@ -251,9 +187,9 @@ def _evm_sweep(radios: Mapping[str, Radio], listeners: Mapping[str, list[str]], 
     window = evm_window_of(numerology(s.numerology), numerology(s.numerology).sample_rate_hz)
     for tx_name, tx in radios.items():
         for level in s.evm_levels_db:
-            plan = _full_band_plan(s.numerology, level)
+            plan = full_band_plan(s.numerology, level)
             sent = build_slot(plan, 0)
-            power = _rms_power(plan)
+            power = plan_rms_power(plan)
             length = plan.slot_length
 
             def point() -> list[EvmObservation]:
@@ -427,8 +363,7 @@ def _narrow_power(radio: Radio, lo_hz: float, n: int, width_hz: float) -> float:
     samples, meta = radio.receive(n)
     if meta.clip_count:
         raise SweepPointFailed(f"receiver clipped {meta.clip_count} samples at LO {lo_hz / 1e6:g} MHz")
-    f, p = power_spectral_density(samples, radio.settings.rate_sps, nfft=1024)
-    return band_power(f, p, 0.0, width_hz)
+    return channel_power(samples, radio.settings.rate_sps, width_hz, nfft=1024)
 
 
 ANALYSER_LIMITED_MARGIN_DB = 3.0
@@ -468,24 +403,22 @@ def _analyse_aclr(wide: np.ndarray, quiet: np.ndarray, witness: np.ndarray | Non
     blocks = max(min(ACLR_BLOCKS, total // (4 * nfft)), 1)  # short captures: fewer blocks (no interval at one)
     size = total // blocks
     nfft = min(nfft, 1 << int(math.log2(max(size // 4, 16))))
-    measured: dict[int, list[float]] = {k: [] for k in (-2, -1, 1, 2)}
-    common: dict[int, list[float]] = {k: [] for k in (-2, -1, 1, 2)}
+    measured: dict[int, list[float]] = {k: [] for k in ADJACENT_OFFSETS}
+    common: dict[int, list[float]] = {k: [] for k in ADJACENT_OFFSETS}
     for i in range(blocks):
         part = slice(i * size, (i + 1) * size)
-        f, p_on = power_spectral_density(wide[part], rate, nfft=nfft)
-        _, p_off = power_spectral_density(quiet[part], rate, nfft=nfft)
-        net = p_on - p_off
-        main = band_power(f, net, 0.0, width)
-        if main <= 0:
-            raise SweepPointFailed("nothing received in the channel")
-        for k in measured:
-            measured[k].append(band_power(f, net, k * spacing, width) / main)
+        try:
+            block = net_aclr(wide[part], quiet[part], rate, spacing, width, nfft=nfft)
+        except ValueError as e:
+            raise SweepPointFailed(str(e)) from None
+        for k, ratio in block.leakage_ratios.items():
+            measured[k].append(ratio)
         if witness is not None:
             shared = common_adjacent_ratios(witness[part], wide[part], rate, spacing, width, nfft=nfft)
             for k in common:
                 common[k].append(shared.common[k])
     out: dict[str, Any] = {}
-    for k in (-2, -1, 1, 2):
+    for k in ADJACENT_OFFSETS:
         m, m_half = _ratio_stats(measured[k])
         row: dict[str, Any] = {}
         row["measured_db"], row["measured_ci95"] = _db_interval(m, m_half)
@@ -522,7 +455,7 @@ def _aclr_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]], s
         base = {name: radios[name].settings for name in {tx_name, rx_name, witness_name} if name}
         try:
             for level in s.aclr_levels_db:
-                plan = _full_band_plan(s.numerology, level, rate_sps=s.wide_rate_sps, tx_id=1)
+                plan = full_band_plan(s.numerology, level, rate_sps=s.wide_rate_sps, tx_id=1)
                 sent = build_slot(plan, 0)
                 n_wide = s.aclr_capture_slots * plan.slot_length
                 n_narrow = int(round(narrow_rate * 2e-3))
@@ -552,15 +485,12 @@ def _aclr_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]], s
                             heard = None
                             notes.append(f"ACLR point {tx_name}->{rx_name} level {level:g} dB: no second capture "
                                          f"({type(e).__name__}: {e}); the analyser floor is not removed")
-                    f, p_on = power_spectral_density(wide, s.wide_rate_sps, nfft=4096)
-                    _, p_off = power_spectral_density(quiet, s.wide_rate_sps, nfft=4096)
-                    # Noise removed from band totals, not bin by bin (clipping each noisy bin would add power).
-                    net = p_on - p_off
-                    main = band_power(f, net, 0.0, width)
-                    if main <= 0:
-                        raise SweepPointFailed(f"{tx_name}->{rx_name}: nothing received in the channel")
-                    adj = {k: max(band_power(f, net, k * spacing, width), 0.0) for k in (-2, -1, 1, 2)}
-                    aclr = {k: 10 * math.log10(main / max(v, main * 1e-12)) for k, v in adj.items()}
+                    try:
+                        measured = net_aclr(wide, quiet, s.wide_rate_sps, spacing, width, nfft=4096)
+                    except ValueError as e:
+                        raise SweepPointFailed(f"{tx_name}->{rx_name}: {e}") from None
+                    f, p_on, p_off = measured.freqs, measured.psd_on, measured.psd_off
+                    main, aclr = measured.channel_power, measured.aclr_db
                     analysis = _analyse_aclr(wide, quiet, heard, s.wide_rate_sps, width, spacing)
                     # Narrow captures: the receiver on its own channel, then on each adjacent channel.
                     rx.configure(rate_sps=narrow_rate, bandwidth_hz=min(max(width, rx.capabilities.bandwidth_hz.low),
@@ -569,11 +499,10 @@ def _aclr_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]], s
                     noise = {k: _narrow_power(rx, s.lo_hz + k * spacing, n_narrow, width) for k in (0, -1, 1, -2, 2)}
                     tx.transmit(sent.waveform, cyclic=True, occupied_bw_hz=plan.occupied_bw_hz)
                     heard = {k: _narrow_power(rx, s.lo_hz + k * spacing, n_narrow, width) for k in (0, -1, 1, -2, 2)}
-                    wanted = heard[0] - noise[0]
-                    if wanted <= 0:
-                        raise SweepPointFailed(f"{tx_name}->{rx_name}: nothing received in the narrow channel")
-                    acir = {k: 10 * math.log10(wanted / max(heard[k] - noise[k], wanted * 1e-12))
-                            for k in (-2, -1, 1, 2)}
+                    try:
+                        acir = acir_from_channel_powers(heard, noise)
+                    except ValueError as e:
+                        raise SweepPointFailed(f"{tx_name}->{rx_name}: {e}") from None
                     tx.stop_transmit()
                     # A decimated spectrum for the report (dB re the channel's peak density).
                     step = max(f.size // 512, 1)
@@ -606,11 +535,6 @@ def _aclr_sweep(radios: Mapping[str, Radio], pairs: Sequence[tuple[str, str]], s
 def _db_from_linear_ratios(values: Sequence[float]) -> float | None:
     vals = [v for v in values if v > 0]
     return 10 * math.log10(1.0 / float(np.mean(vals))) if vals else None
-
-
-def _acs(acir_db: float, aclr_db: float) -> float | None:
-    inv = 10 ** (-acir_db / 10) - 10 ** (-aclr_db / 10)
-    return 10 * math.log10(1.0 / inv) if inv > 0 else None
 
 
 def _summarise_aclr(points: list[dict[str, Any]]) -> dict[str, Any]:
@@ -651,7 +575,7 @@ def _summarise_aclr(points: list[dict[str, Any]]) -> dict[str, Any]:
                     row[f"aclr{order}_analyser_limited"] = None
                 row[f"acir{order}_db"] = acir
                 aclr_tx = row[f"aclr{order}_db"]
-                row[f"acs{order}_db"] = _acs(acir, aclr_tx) if aclr_tx is not None else None
+                row[f"acs{order}_db"] = acs_from_acir_db(acir, aclr_tx) if aclr_tx is not None else None
             rows.append(row)
         out[pair] = rows
     return out
@@ -699,7 +623,8 @@ def _summarise_evm(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def run_calibration(radios: Mapping[str, Radio], settings: CalibrationSettings | None = None, *,
                     progress: Callable[[int], None] | None = None,
-                    on_total: Callable[[int], None] | None = None) -> dict[str, Any]:
+                    on_total: Callable[[int], None] | None = None,
+                    fit_link_abstraction: LinkAbstractionFit | None = None) -> CalibrationRecord:
     """Calibrate ``radios`` (two or more, opened and not transmitting) and return the record.
 
     Args:
@@ -707,11 +632,15 @@ def run_calibration(radios: Mapping[str, Radio], settings: CalibrationSettings |
         settings: the sweeps (default :class:`CalibrationSettings`).
         progress: called with 1 after each sweep point (for a progress bar).
         on_total: called once with the number of sweep points.
+        fit_link_abstraction: fits the twin's decoder gains to the MCS sweep's code blocks (the twin's own link
+            model, :func:`twin.calibration_record.fit_link_abstraction`, passed in because calibration sits below
+            the twin); None: no fit, the twin keeps its nominal gains.
 
     Returns:
-        A JSON-able mapping: ``results`` (kappa per radio with 95 % intervals, the twin's parameters, ACLR/ACS/ACIR
-        per pair and power, RB-group leakage, phi_aci/phi_hwi/phi with intervals), ``raw`` (every sweep point),
-        ``notes`` (dropped points, assumptions), ``meta`` (radios, settings, temperature, duration).
+        The whole :class:`CalibrationRecord`: the twin's parameters (with the decoder gains when fitted), results
+        (kappa per radio with 95 % intervals, ACLR/ACS/ACIR per pair and power, RB-group leakage, phi_aci/phi_hwi/phi
+        with intervals, the MCS sweep), every sweep point, notes (dropped points, assumptions), meta (radios,
+        settings, temperature, duration).
 
     Raises:
         ValueError: fewer than two radios, or so many dropped points that nothing can be fitted.
@@ -787,9 +716,11 @@ def run_calibration(radios: Mapping[str, Radio], settings: CalibrationSettings |
     leak2 = [v for p in leak_points for k, v in p["leak"].items() if abs(int(k)) == 2]
     rrb_acir1 = _db_from_linear_ratios(leak1)
     rrb_acir2 = _db_from_linear_ratios(leak2)
-    twin = {"kappa_t": math.sqrt(ap_kt2), "kappa_r": math.sqrt(dev_kr2),
-            "acir1_db": rrb_acir1 if rrb_acir1 is not None else nominal.acir1_db,
-            "acir2_db": rrb_acir2 if rrb_acir2 is not None else nominal.acir2_db}
+    abstraction = fit_link_abstraction(mcs_blocks) if fit_link_abstraction is not None and mcs_blocks else None
+    twin = TwinParameters(kappa_t=math.sqrt(ap_kt2), kappa_r=math.sqrt(dev_kr2),
+                          acir1_db=rrb_acir1 if rrb_acir1 is not None else nominal.acir1_db,
+                          acir2_db=rrb_acir2 if rrb_acir2 is not None else nominal.acir2_db,
+                          coding_gain_db=None if abstraction is None else abstraction.coding_gain_db)
     if rrb_acir1 is None or rrb_acir2 is None:
         notes.append("no usable leakage points: the twin keeps the nominal ACIR1/ACIR2")
     aclr = _summarise_aclr(aclr_points)
@@ -812,7 +743,6 @@ def run_calibration(radios: Mapping[str, Radio], settings: CalibrationSettings |
     results = {
         "evm": evm,
         "kappa": kfit.as_dict(),
-        "twin": twin,
         "rrb_acir_db": {"acir1_db": rrb_acir1, "acir2_db": rrb_acir2, "points": len(leak_points)},
         "aclr": aclr,
         "phi_hwi": phi_hwi.as_dict() if phi_hwi else None,
@@ -826,4 +756,5 @@ def run_calibration(radios: Mapping[str, Radio], settings: CalibrationSettings |
     meta = {"radios": {n: radios[n].identity() for n in names}, "settings": s.as_dict(), "rate_sps": rate,
             "settings_key": settings_key(s, rate), "loopback": loop, "duration_s": time.time() - started,
             "started_at": started, "temperature_c": float(np.mean(temps)) if temps else None}
-    return {"results": results, "raw": {"points": raw}, "notes": notes, "meta": meta}
+    return CalibrationRecord(twin=twin, settings=s, results=results, raw={"points": raw}, notes=notes, meta=meta,
+                             link_abstraction=abstraction)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import sys
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -28,6 +29,13 @@ class BadInput(click.ClickException):
     """A user error the CLI reports with exit code 2."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+def store_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--store PATH`` (default ``$TESTBED_STORE``, else the user's data directory)."""
+    return click.option("--store", "store_path", type=click.Path(dir_okay=False), default=None,
+                        envvar="TESTBED_STORE",
+                        help="SQLite context store (default: $TESTBED_STORE, else ~/.local/share/testbed/).")(f)
 
 
 def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -92,6 +100,30 @@ def handle_errors(f: Callable[..., T]) -> Callable[..., T]:
 def _fail(message: str, code: int) -> None:
     click.echo(f"Error: {message}", err=True)
     sys.exit(code)
+
+
+PHYSICAL_FORMS = "analytic or analytic:phi=X with X a number > -1 (e.g. analytic:phi=0.4)"
+"""The accepted forms of ``--physical``, quoted in error messages."""
+
+_PHYSICAL_PATTERN = re.compile(r"^analytic(?::phi=(?P<phi>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?))?$")
+
+
+def parse_physical(spec: str) -> dict[str, Any]:
+    """Parse ``--physical``: ``analytic`` (phi from the twin config) or ``analytic:phi=X``.
+
+    Returns:
+        ``{"kind": "analytic", "phi": float | None}``.
+
+    Raises:
+        BadInput: the spec is malformed (the message names it and the allowed forms).
+    """
+    match = _PHYSICAL_PATTERN.match(spec.strip())
+    if match is None:
+        raise BadInput(f"--physical {spec!r}; allowed: {PHYSICAL_FORMS}")
+    phi = match.group("phi")
+    if phi is not None and float(phi) <= -1.0:
+        raise BadInput(f"--physical {spec!r}: phi={phi} must be > -1; allowed: {PHYSICAL_FORMS}")
+    return {"kind": "analytic", "phi": None if phi is None else float(phi)}
 
 
 def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "", enabled: bool = True) -> Iterable[T]:

@@ -64,7 +64,7 @@ def repro(paper: str, quick: bool, only: str | None, results_path: str | None, f
     if paper == "hetnet":
         _repro_hetnet(quick, only, results_path, figures_dir, workers, fresh, executor, as_json)
         return
-    from agents import repro_dtn
+    from testbed.repro import dtn as repro_dtn
     from agents.jobs import JobProgress
 
     base = repro_dtn.QUICK if quick else repro_dtn.FULL
@@ -103,7 +103,7 @@ def repro(paper: str, quick: bool, only: str | None, results_path: str | None, f
 def _repro_hetnet(quick: bool, only: str | None, results_path: str | None, figures_dir: str | None,
                   workers: int | None, fresh: bool, executor: str, as_json: bool) -> None:
     """``testbed repro hetnet``: train, evaluate, write the HetNet section of the results page."""
-    from agents import repro_hetnet
+    from testbed.repro import hetnet as repro_hetnet
     from agents.jobs import JobProgress
 
     base = repro_hetnet.QUICK if quick else repro_hetnet.FULL

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from testbed.cliutil import BadInput, emit, handle_errors, json_option
-from testbed.cmd_calibrate import store_option
+from testbed.cliutil import store_option
 from testbed.rundir import lock_is_held
 
 __all__ = ["runs"]

@@ -45,7 +45,7 @@ import click
 
 from agents.jobs import EXECUTOR_FORMS
 from testbed.cliutil import BadInput, emit, handle_errors, json_option
-from testbed.cmd_train import PHYSICAL_FORMS, parse_physical
+from testbed.cliutil import PHYSICAL_FORMS, parse_physical
 
 __all__ = ["METRICS", "SweepPlan", "load_sweep", "summarise", "sweep", "train_job"]
 
@@ -324,10 +324,10 @@ def train_job(config: Mapping[str, Any]) -> dict[str, Any]:
 
     from agents.baselines import MaxPowerCQIPolicy, OllaPolicy, RandomPolicy
     from agents.dqn import evaluate_policy
-    from testbed.cmd_train import build_trainer
+    from testbed.controller import build_trainer
 
     torch.set_num_threads(1)
-    trainer = build_trainer(config["dqn"], config["twin"], config["physical"], None, config["agent"])
+    trainer, _ = build_trainer(config["dqn"], config["twin"], config["physical"], None, config["agent"])
     trainer.run()
     twin_config = trainer.twin.config
     network = trainer.physical.context_network

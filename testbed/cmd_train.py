@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import sys
 import time
 import tomllib
@@ -19,33 +18,10 @@ from typing import Any
 
 import click
 
-from testbed.cliutil import BadInput, emit, handle_errors, json_option, progress
+from testbed.cliutil import PHYSICAL_FORMS, BadInput, emit, handle_errors, json_option, parse_physical, progress
+from testbed.rundir import truncate_metrics
 
-__all__ = ["PHYSICAL_FORMS", "build_trainer", "load_train_config", "parse_physical", "train"]
-
-PHYSICAL_FORMS = "analytic or analytic:phi=X with X a number > -1 (e.g. analytic:phi=0.4)"
-"""The accepted forms of ``--physical``, quoted in error messages."""
-
-_PHYSICAL_PATTERN = re.compile(r"^analytic(?::phi=(?P<phi>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?))?$")
-
-
-def parse_physical(spec: str) -> dict[str, Any]:
-    """Parse ``--physical``: ``analytic`` (phi from the twin config) or ``analytic:phi=X``.
-
-    Returns:
-        ``{"kind": "analytic", "phi": float | None}``.
-
-    Raises:
-        BadInput: the spec is malformed (the message names it and the allowed forms).
-    """
-    match = _PHYSICAL_PATTERN.match(spec.strip())
-    if match is None:
-        raise BadInput(f"--physical {spec!r}; allowed: {PHYSICAL_FORMS}")
-    phi = match.group("phi")
-    if phi is not None and float(phi) <= -1.0:
-        raise BadInput(f"--physical {spec!r}: phi={phi} must be > -1; allowed: {PHYSICAL_FORMS}")
-    return {"kind": "analytic", "phi": None if phi is None else float(phi)}
-
+__all__ = ["load_train_config", "train"]
 
 def load_train_config(path: str | None) -> dict[str, Any]:
     """Read a TOML or JSON training config: DQN fields at the top level, a ``[twin]`` table of twin fields,
@@ -65,48 +41,6 @@ def load_train_config(path: str | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadInput(f"--config {path}: expected a table of settings")
     return data
-
-
-def _twin_config(values: dict[str, Any]):
-    from twin.config import DTNConfig
-
-    known = {f.name for f in dataclasses.fields(DTNConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise BadInput(f"[twin] key(s) {unknown} unknown; allowed: {sorted(known)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return DTNConfig(**values)
-
-
-def build_trainer(dqn_values: dict[str, Any], twin_values: dict[str, Any], physical: dict[str, Any],
-                  out_dir: Path | None, agent: str = "madrl"):
-    """The twin, the analytic physical network and a :class:`agents.dqn.ContinualTrainer` for a run.
-
-    The analytic physical network steps as many networks as the twin, so that a physical episode carries
-    as much experience as a twin episode (the paper's 1 : Z_k - 1 ratio of the two sources).
-    """
-    from agents.dqn import AnalyticPhiProbe, ContinualTrainer, DQNConfig
-    from agents.sadrl import JointActionView
-    from twin.network import AnalyticPhysical, LinkAdaptationNetwork
-
-    config = DQNConfig.from_mapping(dqn_values)
-    twin_config = _twin_config(twin_values)
-    twin = LinkAdaptationNetwork(twin_config, batch_size=config.num_envs)
-    network = AnalyticPhysical(physical["phi"], twin_config, batch_size=config.num_envs)
-    probe = AnalyticPhiProbe(network, seed=config.seed + 3)
-    view = None
-    if agent == "sadrl":
-        view = JointActionView(twin_config.num_devices, twin_config.num_actions, twin_config.observation_size)
-    return ContinualTrainer(config, twin, probe, view=view, out_dir=out_dir)
-
-
-def _truncate_metrics(path: Path, last_episode: int) -> None:
-    """Drop metric lines of episodes after the checkpoint (they will be played again)."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and (json.loads(line).get("calibration") or json.loads(line)["episode"] <= last_episode)]
-    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
 @click.command("train")
@@ -163,9 +97,11 @@ def train(config_path: str | None, episodes: int | None, ota_every: int | None, 
         dqn_values = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
         resolved = {"dqn": dqn_values, "twin": twin_values, "physical": physical, "agent": agent}
 
+    from testbed.controller import build_trainer
+
     try:
-        trainer = build_trainer(resolved["dqn"], resolved["twin"], resolved["physical"], run_dir,
-                                resolved.get("agent", "madrl"))
+        trainer, _ = build_trainer(resolved["dqn"], resolved["twin"], resolved["physical"], run_dir,
+                                   resolved.get("agent", "madrl"))
     except TypeError as e:  # a config value of the wrong type
         raise BadInput(f"config: {e}") from None
     resolved["dqn"] = trainer.config.as_dict()
@@ -173,7 +109,7 @@ def train(config_path: str | None, episodes: int | None, ota_every: int | None, 
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume:
         trainer.load_checkpoint(checkpoint)
-        _truncate_metrics(run_dir / "metrics.jsonl", trainer.episode)
+        truncate_metrics(run_dir / "metrics.jsonl", trainer.episode)
     else:
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
     (run_dir / "config.json").write_text(json.dumps(resolved, indent=2, sort_keys=True), encoding="utf-8")

@@ -37,6 +37,7 @@ from radio.ofdm.link import acquisition_failure, configure_radios
 from twin.config import CODE_RATES, MODULATION_NAMES, DTNConfig
 from twin.link import SinrTerms, colocated_interference, link_rate_mbps, modulation_order_tensor
 from twin.network import LinkAdaptationNetwork, SlotOutcome, evaluate_slot
+from twin.phi import PhiEstimator
 
 __all__ = ["OtaInterrupted", "OtaNetwork", "RadioSlots", "SlotNotAcquired"]
 
@@ -159,13 +160,10 @@ class OtaNetwork(RadioSlots, LinkAdaptationNetwork):
         self.rbs_per_rrb = rbs_per_rrb
         self.max_power_db = max_power_db
         self.should_stop = should_stop
-        self.phi_memory = phi_memory
+        self.phi_estimator = PhiEstimator(memory=phi_memory)
+        """The running phi estimate (:meth:`measured_phi`), fed by every slot played."""
         self._model_config = config.with_updates(phi_aci=0.0, phi_hwi=0.0)
         self._slot_counter = 0
-        self._phi_num = 0.0
-        self._phi_den = 0.0
-        self._episode_num = 0.0
-        self._episode_den = 0.0
         self.transitions: list[dict[str, Any]] = []
         """Per scheduled link and slot since the last :meth:`drain`: state, action, reward, next state, measured."""
         self.kpms: list[dict[str, Any]] = []
@@ -189,8 +187,7 @@ class OtaNetwork(RadioSlots, LinkAdaptationNetwork):
 
     # --- episodes ----------------------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> torch.Tensor:
-        self._episode_num = 0.0
-        self._episode_den = 0.0
+        self.phi_estimator.start_episode()
         return super().reset(seed)
 
     def step(self, action: torch.Tensor, power_dbm: torch.Tensor | None = None):
@@ -217,18 +214,12 @@ class OtaNetwork(RadioSlots, LinkAdaptationNetwork):
     def measured_phi(self) -> float | None:
         """Running least-squares phi: measured (ACI + HWI) over what the calibrated model predicts for the rendered
         links (their levels, kappa, RB-group ACIR1/ACIR2), earlier episodes weighted down by ``phi_memory`` each
-        episode. ``None`` before any usable slot."""
-        num = self._phi_num * self.phi_memory + self._episode_num
-        den = self._phi_den * self.phi_memory + self._episode_den
-        if den <= 0:
-            return None
-        return num / den - 1.0
+        episode (:class:`twin.phi.PhiEstimator`). ``None`` before any usable slot."""
+        return self.phi_estimator.phi()
 
     def end_episode(self) -> None:
         """Fold the episode's phi evidence into the running estimate."""
-        self._phi_num = self._phi_num * self.phi_memory + self._episode_num
-        self._phi_den = self._phi_den * self.phi_memory + self._episode_den
-        self._episode_num = self._episode_den = 0.0
+        self.phi_estimator.end_episode()
 
     @property
     def context_network(self) -> LinkAdaptationNetwork:
@@ -237,12 +228,12 @@ class OtaNetwork(RadioSlots, LinkAdaptationNetwork):
 
     def state_dict(self) -> dict:
         base = super().state_dict() if self._ready else {}
-        return {"network": base, "phi": (self._phi_num, self._phi_den), "slot_counter": self._slot_counter}
+        return {"network": base, "phi": self.phi_estimator.state(), "slot_counter": self._slot_counter}
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("network"):
             super().load_state_dict(state["network"])
-        self._phi_num, self._phi_den = state.get("phi", (0.0, 0.0))
+        self.phi_estimator.load_state(state.get("phi", (0.0, 0.0)))
         self._slot_counter = int(state.get("slot_counter", 0))
 
     # --- one slot over the air -----------------------------------------------------------------------------------
@@ -310,8 +301,7 @@ class OtaNetwork(RadioSlots, LinkAdaptationNetwork):
                 continue
             expected = float(aci_r[0, int(rrb[n])] + hwi_r[0, int(rrb[n])])
             measured = max(s_n / float(sinr[0, n]) - noise, 0.0)
-            self._episode_num += measured * expected
-            self._episode_den += expected * expected
+            self.phi_estimator.add(measured, expected)
         if self._last_measured:
             vals = list(self._last_measured.values())
             self.kpms.append({"name": "ota/sinr_db", "value": sum(v["sinr_db"] for v in vals) / len(vals)})

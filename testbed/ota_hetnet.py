@@ -19,8 +19,8 @@ receives):
   DACs, CFO, phase noise and (with two or more AP radios) the asynchronous radios' leakage into each other are
   real.
 * MCS layer: the twin's rates are Shannon capacities; over the air every link needs a modulation and code rate.
-  :func:`choose_mcs` picks, from the SNR the link will be rendered at, the MCS of largest expected goodput under
-  the calibrated link model (the DTN twin's PER with the calibration's kappa and decoder gains).
+  :func:`twin.mcs.choose_mcs` picks, from the SNR the link will be rendered at, the MCS of largest expected goodput
+  under the calibrated link model (the DTN twin's PER with the calibration's kappa and decoder gains).
 
 Two throughputs, kept apart by name:
 
@@ -49,44 +49,14 @@ from radio.base import Radio
 from radio.ofdm import Link, numerology
 from twin.config import CODE_RATES, MODULATION_NAMES, MODULATION_ORDERS, DTNConfig
 from twin.hetnet import HetNetAction, HetNetConfig, HetNetStep, HetNetwork, hetnet_rates
-from twin.link import colocated_interference, packet_error_rate
+from twin.link import colocated_interference
+from twin.mcs import choose_mcs
 from testbed.ota import OtaInterrupted, RadioSlots
 
 NOT_PLAYED_BELOW_BITS_PER_RE = 0.01 * min(math.log2(order) for order in MODULATION_ORDERS) * min(CODE_RATES)
 """Expected goodput (bit per RE) below which a link is not transmitted: 1 % of the lowest MCS's nominal rate."""
 
-__all__ = ["HetNetOta", "NOT_PLAYED_BELOW_BITS_PER_RE", "choose_mcs", "evaluate_over_the_air", "predict_round_sinr", "rounds"]
-
-
-def choose_mcs(sinr: torch.Tensor, link_model: DTNConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The modulation and code rate of largest expected goodput ``log2(M) c (1 - PER)`` at each SINR, the PER of
-    every (M, c) of the menu from the twin's link model (SER in Es/N0 with the code rate's decoder gain,
-    ``packet_bits`` per packet).
-
-    Args:
-        sinr: [...] float, linear SINR per RE after equalisation (distortion and leakage included, see
-            :func:`predict_round_sinr`).
-        link_model: the calibrated DTN twin config (``coding_gain_db``, ``packet_bits``, ``ser_model``).
-
-    Returns:
-        ([...] int64 modulation index into :data:`twin.config.MODULATION_NAMES`, [...] int64 code-rate index into
-        :data:`twin.config.CODE_RATES`, [...] float expected goodput in bit per RE).
-    """
-    sinr = sinr.to(torch.float64).clamp(min=1e-30)
-    best_value = torch.full_like(sinr, -1.0)
-    best_mod = torch.zeros(sinr.shape, dtype=torch.int64)
-    best_rate = torch.zeros(sinr.shape, dtype=torch.int64)
-    for m, order in enumerate(MODULATION_ORDERS):
-        for c, rate in enumerate(CODE_RATES):
-            per = packet_error_rate(sinr, torch.full(sinr.shape, order, dtype=torch.int64),
-                                    torch.full(sinr.shape, c, dtype=torch.int64), link_model.packet_bits,
-                                    link_model.coding_gain_db, link_model.ser_model)
-            value = math.log2(order) * rate * (1.0 - per)
-            better = value > best_value
-            best_value = torch.where(better, value, best_value)
-            best_mod = torch.where(better, m, best_mod)
-            best_rate = torch.where(better, c, best_rate)
-    return best_mod, best_rate, best_value
+__all__ = ["HetNetOta", "NOT_PLAYED_BELOW_BITS_PER_RE", "evaluate_over_the_air", "predict_round_sinr", "rounds"]
 
 
 def predict_round_sinr(snr: torch.Tensor, occupied: torch.Tensor, link_model: DTNConfig) -> torch.Tensor:
@@ -132,7 +102,7 @@ class HetNetOta(RadioSlots):
 
     Args:
         config: the HetNet (its ``num_blocks`` x ``rbs_per_block`` must fit the carrier).
-        link_model: calibrated DTN twin config for the MCS layer (:func:`choose_mcs`).
+        link_model: calibrated DTN twin config for the MCS layer (:func:`twin.mcs.choose_mcs`).
         radios: name -> opened radio.
         ap_radios: radios that transmit (BS j is ``ap_radios[j % len]``).
         device_radio: the radio that receives every UE.
@@ -219,7 +189,7 @@ class HetNetOta(RadioSlots):
             rendered[n] = 10 ** ((level + ref) / 10)
         plays = rounds(block[0].tolist(), association[0].tolist(), [n in levels for n in range(cfg.num_ues)])
         predicted = self._predict(plays, block[0], rendered)
-        modulation, code_rate, expected = choose_mcs(predicted, self.link_model)
+        modulation, code_rate, expected = choose_mcs(predicted.to(torch.float64), self.link_model)
         # A link no MCS of the menu can carry (PER above 99 % at the lowest) is not put on the air: it would deliver
         # nothing, and a round made only of such links is too weak for the receiver to acquire, which over the air
         # must mean a fault, not a policy's choice. It is credited nothing, as the twin's PER says.

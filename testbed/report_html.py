@@ -14,7 +14,10 @@ import math
 import re
 import statistics
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from calibration.record import CalibrationRecord
 
 CALIBRATION_DIR = "calibration"
 """Where a run directory keeps the copy of its calibration's report."""
@@ -46,11 +49,11 @@ def embed_local_images(page: str, base: Path) -> str:
     return _LOCAL_IMG.sub(embed, page)
 
 
-def copy_calibration_report(calibration: Mapping[str, Any] | None, run_dir: Path) -> str | None:
-    """Copy the stored report of ``calibration`` (a record with ``meta.report.html``) into
-    ``run_dir/calibration/report.html`` with its figures embedded; returns the link relative to ``run_dir``, or
-    None when the record has no report or it is no longer where the store wrote it."""
-    report = ((calibration or {}).get("meta") or {}).get("report") or {}
+def copy_calibration_report(calibration: "CalibrationRecord | None", run_dir: Path) -> str | None:
+    """Copy the stored report of ``calibration`` (its ``report["html"]``) into ``run_dir/calibration/report.html``
+    with its figures embedded; returns the link relative to ``run_dir``, or None when the record has no report or
+    it is no longer where the store wrote it."""
+    report = calibration.report if calibration is not None else {}
     source = Path(report["html"]) if report.get("html") else None
     if source is None or not source.is_file():
         return None

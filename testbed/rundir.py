@@ -1,5 +1,11 @@
 """What ``testbed run`` (both policies) does to a run directory before and around its work.
 
+- :class:`RunDirectory`: the directory's files (docs/run-directory.md): creating and resuming, ``config.json``,
+  ``metrics.jsonl`` (appended per episode, cut back to the checkpoint on resume), the checkpoint (written
+  atomically), ``calibration.json``, ``evaluation.json``, ``summary.json``, ``report.html``, and the run's row and
+  status in the store.
+- :class:`StopFlag`: Ctrl-C asks the loop to stop after the slot or episode in flight; a second Ctrl-C aborts.
+- :func:`versions`: the versions a run records.
 - :func:`check_planned_transmissions`: every radio of a run is checked against the TX guard at the run's carrier,
   with the occupied bandwidth of the OFDM plan and the TX gain it will use, before anything is created, calibrated
   or trained; a refusal names the setting that decided it.
@@ -13,20 +19,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
 import os
+import platform
+import signal
 import socket
 import sys
+import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 import click
 
 from radio.errors import TxGuardRefused
 from testbed.cliutil import BadInput
+
+if TYPE_CHECKING:
+    from calibration.record import CalibrationRecord
 
 LOCK_NAME = "run.lock"
 DEFAULT_LO_HZ = 2.45e9
@@ -215,3 +229,204 @@ class ProgressLines:
     def _elapsed(self) -> str:
         s = int(time.monotonic() - self._started)
         return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def versions() -> dict[str, str]:
+    """Python's and the main packages' versions, as a run records them in ``config.json``."""
+    out = {"python": platform.python_version()}
+    for pkg in ("testbed", "torch", "numpy", "scipy", "sionna-no-rt", "pyzmq"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[pkg] = metadata.version(pkg)
+    return out
+
+
+class StopFlag:
+    """SIGINT sets the flag (the loop stops after the slot or episode in flight); a second SIGINT interrupts at
+    once. Call it to read the flag; :meth:`installed` holds the handler for a ``with`` block."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self._previous: Any = None
+
+    def __call__(self) -> bool:
+        return self.stop
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["StopFlag"]:
+        def handler(signum: int, frame: Any) -> None:
+            if self.stop:
+                raise KeyboardInterrupt
+            self.stop = True
+            click.echo("stopping after this slot (Ctrl-C again to abort now)", err=True)
+
+        self._previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, flushed and renamed (a kill leaves old or new)."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class RunDirectory:
+    """One run's directory and its row in the store (file layout: docs/run-directory.md).
+
+    ``RunDirectory(path)`` names it; :meth:`enter` creates it and takes its :class:`RunLock` for the click
+    command's life. Files are written whole: ``config.json``, ``summary.json`` and the checkpoint atomically;
+    ``metrics.jsonl`` grows a line per episode and :meth:`truncate_metrics` cuts it back to a checkpoint.
+    """
+
+    CONFIG, METRICS, CHECKPOINT = "config.json", "metrics.jsonl", "checkpoint.pt"
+    CALIBRATION, EVALUATION, SUMMARY, REPORT, POLICY = ("calibration.json", "evaluation.json", "summary.json",
+                                                       "report.html", "policy.pt")
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.run_id: str | None = None
+
+    @classmethod
+    def new_default(cls) -> "RunDirectory":
+        """``runs/run-<local time>`` in the working directory."""
+        return cls(Path("runs") / time.strftime("run-%Y%m%d-%H%M%S"))
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / self.CHECKPOINT
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / self.METRICS
+
+    def enter(self, ctx: click.Context | None = None) -> "RunDirectory":
+        """Create the directory and hold its lock until the click command ends (raises :class:`BadInput` when
+        another process holds it); the abort handler learns the directory from ``ctx.meta``."""
+        ctx = ctx or click.get_current_context()
+        self.path.mkdir(parents=True, exist_ok=True)
+        ctx.with_resource(RunLock(self.path))
+        ctx.meta["testbed.run_dir"] = self.path
+        return self
+
+    # ---- config ----------------------------------------------------------------------------------------------------
+    def has_config(self) -> bool:
+        return (self.path / self.CONFIG).exists()
+
+    def read_config(self) -> dict[str, Any]:
+        """The resolved configuration the run recorded."""
+        return json.loads((self.path / self.CONFIG).read_text(encoding="utf-8"))
+
+    def write_config(self, resolved: Mapping[str, Any]) -> None:
+        _write_atomically(self.path / self.CONFIG, json.dumps(resolved, indent=2, sort_keys=True, default=str))
+
+    def recorded_carrier(self, resolved: Mapping[str, Any]) -> float:
+        """The carrier (Hz) the run recorded; a run recorded without one used its calibration record's."""
+        if resolved.get("lo_hz") is not None:
+            return float(resolved["lo_hz"])
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            calibration = json.loads((self.path / self.CALIBRATION).read_text(encoding="utf-8"))
+            return float(calibration["meta"]["settings"]["lo_hz"])
+        return DEFAULT_LO_HZ
+
+    # ---- metrics ---------------------------------------------------------------------------------------------------
+    def append_metrics(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        with open(self.metrics_path, "a", encoding="utf-8") as stream:
+            for row in rows:
+                stream.write(json.dumps(row) + "\n")
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics_path.exists():
+            return []
+        return [json.loads(line) for line in self.metrics_path.read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+
+    def clear_metrics(self) -> None:
+        self.metrics_path.unlink(missing_ok=True)
+
+    def truncate_metrics(self, last_episode: int) -> None:
+        """Keep the lines of episodes up to ``last_episode`` and the lines of no episode (e.g. a calibration
+        line); a line torn by a kill mid-write is dropped too. The episodes after a checkpoint play again."""
+        truncate_metrics(self.metrics_path, last_episode)
+
+    # ---- checkpoint, records ---------------------------------------------------------------------------------------
+    def save_checkpoint(self, state: Mapping[str, Any]) -> Path:
+        """Write a tensors-only checkpoint atomically (:func:`agents.checkpoint.atomic_save`)."""
+        from agents.checkpoint import atomic_save
+
+        return atomic_save(dict(state), self.checkpoint)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The checkpoint (read tensors-only), or None when there is none."""
+        from agents.checkpoint import load_checkpoint
+
+        return load_checkpoint(self.checkpoint) if self.checkpoint.exists() else None
+
+    def write_calibration(self, record: "CalibrationRecord") -> None:
+        """``calibration.json``: the record used (without its raw sweep points)."""
+        _write_atomically(self.path / self.CALIBRATION, record.to_json(include_raw=False))
+
+    def write_json(self, name: str, value: Any) -> Path:
+        path = self.path / name
+        _write_atomically(path, json.dumps(value, indent=2, default=str))
+        return path
+
+    def write_report(self, page: str) -> Path:
+        path = self.path / self.REPORT
+        _write_atomically(path, page)
+        return path
+
+    # ---- the store -------------------------------------------------------------------------------------------------
+    def register(self, store: Any, resolved: dict[str, Any], calibration_id: int | None, resume: bool) -> str:
+        """The run's id in the store, recorded as running.
+
+        A new run takes the directory's name, or ``NAME-2``, ``NAME-3``... when another directory already uses it;
+        an earlier start in this very directory that died before its first checkpoint is reset (its experiences
+        dropped). A resumed run keeps its id (and is recorded now if it was killed before it was). The id is
+        written into ``resolved["run_id"]``.
+        """
+        run_id = str(resolved.get("run_id") or self.path.name)
+        here = str(self.path.resolve())
+        if not resume:
+            base, n = self.path.name, 1
+            run_id = base
+            while (row := store.run(run_id)) is not None and row["run_dir"] != here:
+                n += 1
+                run_id = f"{base}-{n}"
+            if row is not None:
+                store.delete_experiences_after(run_id, 0)
+        resolved["run_id"] = self.run_id = run_id
+        if store.run(run_id) is None:
+            store.create_run(run_id, here, resolved, calibration_id)
+        else:
+            store.set_run_status(run_id, "running")
+        return run_id
+
+
+def truncate_metrics(path: Path, last_episode: int) -> None:
+    """Keep the lines of ``path`` (metrics JSON lines) of episodes up to ``last_episode`` and those of no training
+    episode (no ``episode``, or a ``calibration`` line of the phi probe); drop torn lines. Written atomically."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if (not isinstance(row, dict) or row.get("calibration") or row.get("episode") is None
+                or row["episode"] <= last_episode):
+            kept.append(line)
+    _write_atomically(path, "".join(line + "\n" for line in kept))

@@ -16,7 +16,10 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from calibration.record import CalibrationRecord
 
 SCHEMA_VERSION = 3
 
@@ -140,6 +143,14 @@ class CalibrationRow:
     """Each radio's :func:`radio.identity.identity_key` when the record was made; None for records from before
     identities were kept (never reused)."""
 
+    def record(self) -> "CalibrationRecord":
+        """The stored record as a :class:`calibration.record.CalibrationRecord` (without its raw points when the
+        row was read without them)."""
+        from calibration.record import CalibrationRecord
+
+        return CalibrationRecord.from_dict({"id": self.id, "results": self.results, "raw": self.raw,
+                                            "notes": self.notes, "meta": self.meta})
+
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "created_at": self.created_at, "radios": self.radios,
                 "settings_key": self.settings_key, "temperature_c": self.temperature_c, "results": self.results,
@@ -239,6 +250,14 @@ class Store:
                  None if identity_keys is None else _dumps(dict(identity_keys))))
             return int(cur.lastrowid)
 
+    def add_calibration_record(self, radios: Sequence[str], record: "CalibrationRecord", *,
+                               identity_keys: Mapping[str, str | None] | None = None) -> int:
+        """Insert a :class:`calibration.record.CalibrationRecord` of ``radios`` in one transaction; returns its id
+        (the record itself is not changed)."""
+        return self.add_calibration(radios, record.settings_key, record.stored_results(), record.raw,
+                                    notes=record.notes, meta=record.meta,
+                                    temperature_c=record.meta.get("temperature_c"), identity_keys=identity_keys)
+
     def update_calibration_meta(self, cal_id: int, meta: Mapping[str, Any]) -> None:
         with self.transaction() as db:
             if db.execute("UPDATE calibrations SET meta_json=? WHERE id=?", (_dumps(meta), cal_id)).rowcount != 1:
@@ -277,7 +296,7 @@ class Store:
                            max_age_s: float | None = None) -> CalibrationRow | None:
         """The newest record for exactly these radio names and settings, if younger than ``max_age_s``. Names
         only: whether the record measured the same units is not checked here (see
-        :func:`testbed.cmd_calibrate.calibrate_or_reuse`)."""
+        :func:`testbed.calibration_reuse.calibrate_or_reuse`)."""
         row = self._db.execute(
             f"SELECT {self._CAL_COLS} FROM calibrations WHERE radios=? AND settings_key=? "
             "ORDER BY created_at DESC, id DESC LIMIT 1", (",".join(sorted(radios)), settings_key)).fetchone()

@@ -1,4 +1,4 @@
-"""The digital twin network (batched torch). Imports nothing else of the project.
+"""The digital twin network (batched torch). Imports nothing else of the project at run time.
 
 Main entry points:
 
@@ -6,14 +6,14 @@ Main entry points:
   PF scheduling, ACI, HWI, SINR eq. 14, PER/rate eqs. 15-17).
 * :class:`AnalyticPhysical`: the same equations with a hidden deviation phi (the paper's physical network).
 * :class:`PhysicalNetwork`: the reset/step contract both satisfy (and an over-the-air runner can).
-* :func:`from_calibration`: twin parameters from a calibration record; :func:`fit_coding_gain`: decoder gains
-  fitted to measured code blocks.
+* :func:`from_calibration`: twin parameters from a calibration record; :func:`fit_coding_gain` /
+  :func:`fit_link_abstraction`: decoder gains fitted to measured code blocks.
 * :class:`HetNetConfig` and :class:`HetNetwork`: the macro + small-cell user-association mode.
 * :mod:`twin.pettingzoo_env`: a PettingZoo ``ParallelEnv`` over one network (needs ``pettingzoo``).
 * :mod:`twin.runtime`: the global device / dtype / seeding defaults.
 """
 
-from .calibration_record import CALIBRATION_KEYS, fit_coding_gain, from_calibration
+from .calibration_record import fit_coding_gain, fit_link_abstraction, from_calibration
 from .config import (CODE_RATES, MODULATION_NAMES, MODULATION_ORDERS, OBSERVATION_FEATURES, DTNConfig,
                      decode_action, encode_action)
 from .hetnet import HetNetAction, HetNetConfig, HetNetState, HetNetStep, HetNetwork, jain_index
@@ -21,7 +21,6 @@ from .network import (AnalyticPhysical, LinkAdaptationNetwork, NetworkState, Phy
                       StepResult, evaluate_slot)
 
 __all__ = [
-    "CALIBRATION_KEYS",
     "CODE_RATES",
     "MODULATION_NAMES",
     "MODULATION_ORDERS",
@@ -42,6 +41,7 @@ __all__ = [
     "encode_action",
     "evaluate_slot",
     "fit_coding_gain",
+    "fit_link_abstraction",
     "from_calibration",
     "jain_index",
 ]

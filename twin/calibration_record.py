@@ -1,22 +1,9 @@
-"""Twin parameters from a calibration record.
+"""Twin parameters from a calibration record, and the twin's link abstraction fitted to a calibration's MCS sweep.
 
-The calibration code produces a plain mapping; this module only reads it. Keys (all numbers):
-
-=================  ========  ===================================================================
-key                required  meaning
-=================  ========  ===================================================================
-``kappa_t``        yes       transmitter EVM as a ratio (0.05 = 5 %), in [0, 1)
-``kappa_r``        yes       receiver EVM as a ratio, in [0, 1)
-``acir1_db``       yes       ACIR of the first adjacent RRB (dB), > 0
-``acir2_db``       yes       ACIR of the second adjacent RRB (dB), > 0
-``phi_aci``        no        measured relative deviation of ACI power from the model, > -1
-``phi_hwi``        no        measured relative deviation of HWI distortion from the model, > -1
-``phi``            no        joint deviation (the paper's scalar phi), > -1
-``coding_gain_db`` no        decoder gain per code rate (dB), 3 values (see :func:`fit_coding_gain`)
-=================  ========  ===================================================================
-
-A missing ``phi_aci`` / ``phi_hwi`` falls back to ``phi`` when it is given, else to 0. Extra keys (raw
-data, capture paths, confidence intervals, radio names) are ignored.
+:func:`from_calibration` reads a :class:`calibration.record.CalibrationRecord` (or its :class:`TwinParameters`):
+the twin's HWI (kappa_t, kappa_r), RRB ACIR1/ACIR2, phi and decoder gains. A missing ``phi_aci`` / ``phi_hwi``
+falls back to ``phi`` when it is given, else to 0. :func:`fit_link_abstraction` is what a calibration session
+calls to fit the decoder gains (:func:`calibration.session.run_calibration`).
 """
 
 from __future__ import annotations
@@ -24,81 +11,61 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import torch
 
 from .config import CODE_RATES, MODULATION_NAMES, MODULATION_ORDERS, DTNConfig
 from .link import packet_error_rate
 
-__all__ = ["CALIBRATION_KEYS", "OPTIONAL_CALIBRATION_KEYS", "REQUIRED_CALIBRATION_KEYS", "fit_coding_gain",
-           "from_calibration"]
+if TYPE_CHECKING:  # the twin imports nothing of the project at run time
+    from calibration.record import CalibrationRecord, LinkAbstraction, TwinParameters
 
-REQUIRED_CALIBRATION_KEYS: tuple[str, ...] = ("kappa_t", "kappa_r", "acir1_db", "acir2_db")
-"""Keys a calibration record must carry."""
-OPTIONAL_CALIBRATION_KEYS: tuple[str, ...] = ("phi_aci", "phi_hwi", "phi")
-"""Numeric keys a calibration record may carry (``coding_gain_db``, a list, is optional too)."""
-"""Keys a calibration record may carry."""
-CALIBRATION_KEYS: tuple[str, ...] = REQUIRED_CALIBRATION_KEYS + OPTIONAL_CALIBRATION_KEYS
-"""All keys :func:`from_calibration` reads."""
+__all__ = ["fit_coding_gain", "fit_link_abstraction", "from_calibration"]
 
 
-def _number(record: Mapping, key: str) -> float:
-    value = record[key]
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"calibration record key {key!r} must be a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"calibration record key {key!r} must be finite, got {value!r}")
-    return number
-
-
-def from_calibration(record: Mapping, config: DTNConfig | None = None) -> DTNConfig:
-    """A twin configuration whose HWI, ACIR and phi come from a calibration record.
+def from_calibration(record: CalibrationRecord | TwinParameters, config: DTNConfig | None = None) -> DTNConfig:
+    """A twin configuration whose HWI, ACIR, phi and decoder gains come from a calibration record.
 
     The twin's ACI and HWI are corrected by the measured deviations (``phi_aci``, ``phi_hwi``), so its
     SINR predicts the measured network's; ``config.phi`` records the joint deviation.
 
     Args:
-        record: mapping with the keys of the module docstring.
+        record: the calibration record, or its twin parameters.
         config: base configuration (default :class:`DTNConfig`); other fields are kept.
 
     Returns:
         A new :class:`DTNConfig`.
 
     Raises:
-        KeyError: a required key is missing (the message names it).
-        ValueError: a value is outside its allowed range (the message names the key and the range).
+        ValueError: the decoder gains do not match the twin's code rates (the message names the count).
     """
     config = config or DTNConfig()
-    missing = [key for key in REQUIRED_CALIBRATION_KEYS if key not in record]
-    if missing:
-        raise KeyError(f"calibration record lacks required key(s) {missing}; required: {list(REQUIRED_CALIBRATION_KEYS)}")
-    values = {key: _number(record, key) for key in CALIBRATION_KEYS if key in record}
-    for key in ("kappa_t", "kappa_r"):
-        if not 0.0 <= values[key] < 1.0:
-            raise ValueError(f"calibration record key {key!r} must be in [0, 1) (EVM as a ratio), got {values[key]}")
-    for key in ("acir1_db", "acir2_db"):
-        if values[key] <= 0.0:
-            raise ValueError(f"calibration record key {key!r} must be > 0 dB, got {values[key]}")
-    for key in OPTIONAL_CALIBRATION_KEYS:
-        if key in values and values[key] <= -1.0:
-            raise ValueError(f"calibration record key {key!r} must be > -1, got {values[key]}")
-    joint = values.get("phi")
-    updates = dict(kappa_t=values["kappa_t"], kappa_r=values["kappa_r"], acir1_db=values["acir1_db"],
-                   acir2_db=values["acir2_db"],
-                   phi_aci=values.get("phi_aci", joint if joint is not None else 0.0),
-                   phi_hwi=values.get("phi_hwi", joint if joint is not None else 0.0))
+    twin = getattr(record, "twin", record)
+    if isinstance(twin, Mapping) or not hasattr(twin, "coding_gain_db"):
+        raise TypeError(f"from_calibration reads a CalibrationRecord or TwinParameters, got {type(record).__name__}")
+    joint = twin.phi
+    updates = dict(kappa_t=twin.kappa_t, kappa_r=twin.kappa_r, acir1_db=twin.acir1_db, acir2_db=twin.acir2_db,
+                   phi_aci=twin.phi_aci if twin.phi_aci is not None else (joint if joint is not None else 0.0),
+                   phi_hwi=twin.phi_hwi if twin.phi_hwi is not None else (joint if joint is not None else 0.0))
     if joint is not None:
         updates["phi"] = joint
-    if "coding_gain_db" in record:
-        gains = record["coding_gain_db"]
-        if (not isinstance(gains, (list, tuple)) or len(gains) != len(config.coding_gain_db)
-                or not all(isinstance(g, (int, float)) and math.isfinite(g) for g in gains)):
+    if twin.coding_gain_db is not None:
+        if len(twin.coding_gain_db) != len(config.coding_gain_db):
             raise ValueError(f"calibration record key 'coding_gain_db' must be {len(config.coding_gain_db)} finite "
-                             f"numbers (dB), got {gains!r}")
-        updates["coding_gain_db"] = tuple(float(g) for g in gains)
+                             f"numbers (dB), got {list(twin.coding_gain_db)!r}")
+        updates["coding_gain_db"] = tuple(twin.coding_gain_db)
     return config.with_updates(**updates)
+
+
+def fit_link_abstraction(blocks: Sequence[Mapping]) -> LinkAbstraction:
+    """The default twin's decoder gains fitted to a calibration's MCS-sweep code blocks (:func:`fit_coding_gain`),
+    with the nominal gains they replace."""
+    from calibration.record import LinkAbstraction
+
+    nominal = DTNConfig()
+    gains, details = fit_coding_gain(blocks, nominal)
+    return LinkAbstraction(tuple(gains), details, tuple(nominal.coding_gain_db))
 
 
 def fit_coding_gain(blocks: Sequence[Mapping], config: DTNConfig | None = None,

@@ -23,6 +23,7 @@ import torch
 
 from twin import CODE_RATES, MODULATION_ORDERS, NetworkState, encode_action
 from twin.link import link_rate_mbps, packet_error_rate, sinr_coupling, slot_sinr
+from twin.mcs import NUM_MCS, choose_mcs, mcs_menu
 
 from ..policy import Policy
 
@@ -34,8 +35,6 @@ __all__ = [
     "fractional_programming_power_reference",
 ]
 
-_NUM_MCS = len(MODULATION_ORDERS) * len(CODE_RATES)
-
 
 class LinkDecision(NamedTuple):
     """A decision with continuous power: play it as ``env.step(action, power_dbm=power_dbm)``."""
@@ -44,25 +43,6 @@ class LinkDecision(NamedTuple):
     """[B, N] int64 joint actions (power index = the power-set level nearest ``power_dbm`` in dB)."""
     power_dbm: torch.Tensor
     """[B, N] float transmit powers (dBm)."""
-
-
-def _all_mcs(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    mod = torch.arange(len(MODULATION_ORDERS), device=device).repeat_interleave(len(CODE_RATES))
-    rate = torch.arange(len(CODE_RATES), device=device).repeat(len(MODULATION_ORDERS))
-    return mod, rate
-
-
-def _goodput_per_mcs(sinr: torch.Tensor, active: torch.Tensor, state: NetworkState) -> torch.Tensor:
-    """[..., N] SINR -> [..., N, 12] expected goodput of each (modulation, code rate) (Mbit/s)."""
-    cfg = state.config
-    mod, rate = _all_mcs(sinr.device)
-    order = torch.tensor(MODULATION_ORDERS, device=sinr.device)[mod]
-    shape = sinr.shape + (_NUM_MCS,)
-    s = sinr.unsqueeze(-1).expand(shape)
-    per = packet_error_rate(s, order.expand(shape), rate.expand(shape), cfg.packet_bits, cfg.coding_gain_db,
-                            cfg.ser_model)
-    return link_rate_mbps(per, order.expand(shape), rate.expand(shape), cfg.rrb_symbol_rate,
-                          active.unsqueeze(-1).expand(shape))
 
 
 def _repeat_state(state: NetworkState, times: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -109,7 +89,7 @@ class ExhaustiveSearchPolicy(Policy):
         device = state.gain.device
         active = state.rrb >= 0
         rrb_index = state.rrb.clamp(min=0)
-        chunk = max(1, self.chunk_elements // max(1, batch * num_links * _NUM_MCS))
+        chunk = max(1, self.chunk_elements // max(1, batch * num_links * NUM_MCS))
         best_value = torch.full((batch,), -1.0, dtype=state.gain.dtype, device=device)
         best_power = torch.zeros(batch, num_links, dtype=torch.int64, device=device)
         best_mcs = torch.zeros(batch, num_links, dtype=torch.int64, device=device)
@@ -125,8 +105,9 @@ class ExhaustiveSearchPolicy(Policy):
             terms = slot_sinr(power_w, gain, serving, rrb, state.rrb_owner, cfg.kappa_t, cfg.kappa_r, cfg.acir1_db,
                               cfg.acir2_db, cfg.noise_power_w, cfg.phi_aci, cfg.phi_hwi,
                               cfg.interference == "colocated", cfg.max_snr_db)
-            goodput = _goodput_per_mcs(terms.sinr, rrb >= 0, state)                               # [B*C, N, 12]
-            link_best, link_mcs = goodput.max(-1)
+            # Every link's best MCS at its SINR: [B*C, N] expected goodput (Mbit/s) and menu index.
+            link_mod, link_rate, link_best = choose_mcs(terms.sinr, cfg, cfg.rrb_symbol_rate, rrb >= 0)
+            link_mcs = link_mod * len(CODE_RATES) + link_rate
             total = link_best.sum(-1).view(batch, count)
             value, which = total.max(-1)
             better = value > best_value
@@ -248,7 +229,7 @@ class ExhaustiveFPPolicy(Policy):
             raise ValueError(f"ESA-FP's coupling matrix is eq. 14's; interference={cfg.interference!r}, max_snr_db="
                              f"{cfg.max_snr_db!r} are not supported (allowed: 'geometric', None); use ESA")
         num_rrbs = cfg.num_rrbs
-        num_candidates = _NUM_MCS ** num_rrbs
+        num_candidates = NUM_MCS ** num_rrbs
         if num_candidates > self.max_candidates:
             raise ValueError(f"ESA-FP would enumerate {num_candidates} MCS combinations (> max_candidates="
                              f"{self.max_candidates}); use a smaller network")
@@ -257,10 +238,10 @@ class ExhaustiveFPPolicy(Policy):
         active = state.rrb >= 0
         rrb_index = state.rrb.clamp(min=0)
         ids = torch.arange(num_candidates, device=device)
-        digits = (ids.unsqueeze(-1) // (_NUM_MCS ** torch.arange(num_rrbs, device=device))) % _NUM_MCS   # [C, R]
+        digits = (ids.unsqueeze(-1) // (NUM_MCS ** torch.arange(num_rrbs, device=device))) % NUM_MCS   # [C, R]
         mcs = torch.gather(digits.unsqueeze(0).expand(batch, -1, -1), 2,
                            rrb_index.unsqueeze(1).expand(-1, num_candidates, -1)).reshape(-1, num_links)  # [B*C, N]
-        mod_all, rate_all = _all_mcs(device)
+        mod_all, rate_all = mcs_menu(device)
         modulation, code_rate = mod_all[mcs], rate_all[mcs]
         order = torch.tensor(MODULATION_ORDERS, device=device)[modulation]
         efficiency = torch.log2(order.to(dtype)) * torch.tensor(CODE_RATES, dtype=dtype, device=device)[code_rate]

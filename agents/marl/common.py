@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
 
 from twin import HetNetAction
 
-__all__ = ["ReplayBuffer", "SlotBatch", "UserAttention", "block_from_offset", "clipped_double_q_target",
-           "decode_discrete", "double_q_target", "encode_discrete", "feature_size", "linear_epsilon",
-           "local_features", "mlp", "soft_update", "user_features", "user_feature_size", "in_range_mask"]
+__all__ = ["ReplayBuffer", "SlotBatch", "UserAttention", "block_from_offset", "check_observation",
+           "clipped_double_q_target", "decode_discrete", "double_q_target", "encode_discrete", "feature_size",
+           "linear_epsilon", "local_features", "mlp", "soft_update", "user_features", "user_feature_size",
+           "in_range_mask"]
 
 
 def feature_size(num_bs: int) -> int:
@@ -42,7 +43,8 @@ def user_feature_size(num_bs: int) -> int:
     return num_bs + 2
 
 
-def _check_observation(observation: torch.Tensor, num_bs: int) -> None:
+def check_observation(observation: torch.Tensor, num_bs: int) -> None:
+    """ValueError unless ``observation`` is [..., B, N, 2J + 3] (J = ``num_bs``), naming the shape it has."""
     if observation.dim() < 3 or observation.shape[-1] != 2 * num_bs + 3:
         raise ValueError(f"observation must be [..., B, N, {2 * num_bs + 3}] for {num_bs} BSs, "
                          f"got {list(observation.shape)}")
@@ -65,7 +67,7 @@ def local_features(observation: torch.Tensor, num_bs: int, num_blocks: int) -> t
     Returns:
         [..., B, N, 3J + 3] float: the observation, then the UEs per block of every BS (clipped to 10).
     """
-    _check_observation(observation, num_bs)
+    check_observation(observation, num_bs)
     counts = observation[..., num_bs:2 * num_bs].sum(-2, keepdim=True)                     # [..., B, 1, J]
     load = (counts / num_blocks).clamp(max=10.0).expand(*observation.shape[:-1], num_bs)
     return torch.cat([observation, load], dim=-1)

@@ -27,6 +27,7 @@ from twin import HetNetAction, HetNetConfig, HetNetStep
 
 from .common import (ReplayBuffer, clipped_double_q_target, feature_size, linear_epsilon, local_features, mlp,
                      soft_update, to_action)
+from .config import HybridActionConfig
 from .maddqn_dmaddpg import discrete_encoding
 from .training import detach_metrics
 
@@ -34,47 +35,11 @@ __all__ = ["DQNDDDPG", "DQNDDDPGConfig", "DQNDDDPGPolicy"]
 
 
 @dataclass(frozen=True)
-class DQNDDDPGConfig:
-    """Hyper-parameters of DQN-DDDPG."""
+class DQNDDDPGConfig(HybridActionConfig):
+    """Hyper-parameters of DQN-DDDPG (:class:`agents.marl.config.HybridActionConfig`, wider networks)."""
 
     hidden: int = 256
     """Width of the hidden layers (the inputs are N times wider than a per-UE network's)."""
-    num_offsets: int = 4
-    """O: block offsets (as MADDQN)."""
-    discount: float = 0.9
-    """gamma of both parts."""
-    q_learning_rate: float = 1e-3
-    """Adam learning rate of the DQN."""
-    actor_learning_rate: float = 3e-4
-    """Adam learning rate of the actor."""
-    critic_learning_rate: float = 1e-3
-    """Adam learning rate of the critics."""
-    batch_size: int = 32
-    """Slots per update."""
-    replay_capacity: int = 20000
-    """Slots held by the replay memory."""
-    learning_starts: int = 200
-    """Slots in memory before the first update."""
-    target_update_every: int = 200
-    """DQN: updates between target copies."""
-    tau: float = 0.005
-    """Soft target update rate of actor and critics."""
-    policy_delay: int = 2
-    """Critic updates per actor update."""
-    exploration_noise: float = 0.1
-    """Standard deviation of the Gaussian noise on the splits while training."""
-    target_noise: float = 0.2
-    """Standard deviation of the target actor's smoothing noise."""
-    target_noise_clip: float = 0.5
-    """Bound of that noise."""
-    epsilon_start: float = 0.9
-    """Initial exploration probability."""
-    epsilon_end: float = 0.05
-    """Final exploration probability."""
-    epsilon_fraction: float = 0.8
-    """Share of the training steps over which epsilon falls linearly."""
-    grad_clip_norm: float = 10.0
-    """Largest gradient norm per update."""
 
 
 class DQNDDDPGPolicy(Policy):

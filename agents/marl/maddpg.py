@@ -21,6 +21,7 @@ from agents.policy import Policy
 from twin import HetNetAction, HetNetConfig, HetNetStep
 
 from .common import ReplayBuffer, encode_discrete, local_features, soft_update, to_action
+from .config import OffPolicyConfig, require
 from .maddqn_dmaddpg import CentralCritic, PowerActor
 from .training import detach_metrics
 
@@ -28,29 +29,24 @@ __all__ = ["MADDPG", "MADDPGConfig", "MADDPGPolicy", "greedy_discrete"]
 
 
 @dataclass(frozen=True)
-class MADDPGConfig:
-    """Hyper-parameters of MADDPG."""
+class MADDPGConfig(OffPolicyConfig):
+    """Hyper-parameters of MADDPG (the shared ones: :class:`agents.marl.config.OffPolicyConfig`)."""
 
-    hidden: int = 64
-    """Width of the actor's and critic's hidden layers."""
-    discount: float = 0.9
-    """gamma."""
     actor_learning_rate: float = 3e-4
     """Adam learning rate of the actor."""
     critic_learning_rate: float = 1e-3
     """Adam learning rate of the critic."""
-    batch_size: int = 32
-    """Slots per update."""
-    replay_capacity: int = 20000
-    """Slots held by the replay memory."""
-    learning_starts: int = 200
-    """Slots in memory before the first update."""
     tau: float = 0.01
     """Soft target update rate."""
     exploration_noise: float = 0.1
     """Standard deviation of the Gaussian noise on the split while training."""
-    grad_clip_norm: float = 10.0
-    """Largest gradient norm per update."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("actor_learning_rate", "critic_learning_rate"):
+            require(self, name, getattr(self, name) > 0, "a number > 0")
+        require(self, "tau", 0 < self.tau <= 1, "a number in (0, 1]")
+        require(self, "exploration_noise", self.exploration_noise >= 0, "a number >= 0")
 
 
 NUM_OFFSETS = 1

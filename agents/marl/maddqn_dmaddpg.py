@@ -27,7 +27,6 @@ for both layers).
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +36,9 @@ from torch import nn
 from agents.policy import Policy
 from twin import HetNetAction, HetNetConfig, HetNetStep
 
-from .common import (ReplayBuffer, UserAttention, _check_observation, clipped_double_q_target, decode_discrete,
+from .common import (ReplayBuffer, UserAttention, check_observation, clipped_double_q_target, decode_discrete,
                      double_q_target, feature_size, linear_epsilon, local_features, mlp, soft_update, to_action)
+from .config import HybridActionConfig, require
 from .training import detach_metrics
 
 __all__ = ["AgentQNetwork", "AggregationNetwork", "CentralCritic", "CompiledMADDQNDMADDPGPolicy", "MADDQNDMADDPG",
@@ -46,13 +46,9 @@ __all__ = ["AgentQNetwork", "AggregationNetwork", "CentralCritic", "CompiledMADD
 
 
 @dataclass(frozen=True)
-class MADDQNDMADDPGConfig:
-    """Hyper-parameters of MADDQN + DMADDPG."""
+class MADDQNDMADDPGConfig(HybridActionConfig):
+    """Hyper-parameters of MADDQN + DMADDPG (the shared ones: :class:`agents.marl.config.HybridActionConfig`)."""
 
-    hidden: int = 64
-    """Width of the hidden layers of every network."""
-    num_offsets: int = 4
-    """O: block offsets a UE chooses from (its discrete action has (K + 1) O values)."""
     attention: bool = True
     """Scaled dot-product attention front end of the actor (False: the "without attention" ablation)."""
     attention_width: int = 32
@@ -63,48 +59,12 @@ class MADDQNDMADDPGConfig:
     """Two critics and the clipped double-Q target (False: one critic)."""
     reward: str = "eq10"
     """``"eq10"`` (eq. 10 / eq. 10 + EE and interference terms) or ``"throughput"`` (sum throughput / X_ref)."""
-    discount: float = 0.9
-    """gamma of both layers."""
-    q_learning_rate: float = 1e-3
-    """Adam learning rate of Q_i and the aggregation network."""
-    actor_learning_rate: float = 3e-4
-    """Adam learning rate of the actor (attention included)."""
-    critic_learning_rate: float = 1e-3
-    """Adam learning rate of the critics."""
-    batch_size: int = 32
-    """Slots per gradient update (each slot holds all N agents)."""
-    replay_capacity: int = 20000
-    """Slots held by the replay memory."""
-    learning_starts: int = 200
-    """Slots in memory before the first update."""
-    target_update_every: int = 200
-    """Discrete layer: the target Q_i and f are copies refreshed every this many updates."""
-    tau: float = 0.005
-    """Soft target update rate of the actor and critics."""
-    policy_delay: int = 2
-    """Critic updates per actor update."""
-    exploration_noise: float = 0.1
-    """Standard deviation of the Gaussian noise added to the split while training."""
-    target_noise: float = 0.2
-    """Standard deviation of the smoothing noise on the target actor's split."""
-    target_noise_clip: float = 0.5
-    """Bound of that smoothing noise."""
-    epsilon_start: float = 0.9
-    """Initial exploration probability of the discrete layer."""
-    epsilon_end: float = 0.05
-    """Final exploration probability."""
-    epsilon_fraction: float = 0.8
-    """Share of the training steps over which epsilon falls linearly."""
-    grad_clip_norm: float = 10.0
-    """Largest gradient norm per update."""
 
     def __post_init__(self) -> None:
-        if self.reward not in ("eq10", "throughput"):
-            raise ValueError(f"reward must be 'eq10' or 'throughput', got {self.reward!r}")
-        if self.num_offsets < 1 or self.hidden < 1:
-            raise ValueError(f"num_offsets and hidden must be >= 1, got {self.num_offsets}, {self.hidden}")
-        if not 0 < self.tau <= 1:
-            raise ValueError(f"tau must lie in (0, 1], got {self.tau}")
+        super().__post_init__()
+        require(self, "reward", self.reward in ("eq10", "throughput"), "'eq10' or 'throughput'")
+        require(self, "attention_width", not self.attention or self.attention_width >= 1,
+                "an integer >= 1 (with attention)")
 
 
 class AgentQNetwork(nn.Module):
@@ -222,12 +182,6 @@ class MADDQNDMADDPGPolicy(Policy):
         self.q_network.load_state_dict(state["q_network"])
         self.actor.load_state_dict(state["actor"])
 
-    def for_blocks(self, num_blocks: int) -> "MADDQNDMADDPGPolicy":
-        """The same networks acting on a network with ``num_blocks`` blocks."""
-        other = MADDQNDMADDPGPolicy(**{**self.hyper_parameters(), "num_blocks": num_blocks})
-        other.load_state_dict(self.state_dict())
-        return other
-
     def decide(self, observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, N, F] observations -> ([B, N] greedy discrete indices, [B, N] splits)."""
         with torch.no_grad():
@@ -288,7 +242,7 @@ class CompiledMADDQNDMADDPGPolicy(Policy):
 
     def act(self, observation: torch.Tensor, state: Any = None) -> HetNetAction:
         """[B, N, 2(K+1)+3] observations -> :class:`twin.HetNetAction` ([B, N] tensors)."""
-        _check_observation(observation, self._eager.num_bs)
+        check_observation(observation, self._eager.num_bs)
         with torch.no_grad():
             return self._graph(observation.float())
 
@@ -457,12 +411,3 @@ class MADDQNDMADDPG:
             soft_update(self.critic_targets, self.critics, c.tau)
             metrics["losses/actor"] = actor_loss
         return detach_metrics(metrics)
-
-
-def config_from_mapping(values: dict[str, Any]) -> MADDQNDMADDPGConfig:
-    """A config from a dict of field values (unknown names are an error naming the allowed ones)."""
-    allowed = {f.name for f in dataclasses.fields(MADDQNDMADDPGConfig)}
-    unknown = sorted(set(values) - allowed)
-    if unknown:
-        raise ValueError(f"unknown MADDQN-DMADDPG settings {unknown}; allowed: {sorted(allowed)}")
-    return MADDQNDMADDPGConfig(**values)

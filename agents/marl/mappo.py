@@ -20,21 +20,18 @@ from agents.policy import Policy
 from twin import HetNetAction, HetNetConfig, HetNetStep
 
 from .common import feature_size, local_features, mlp, to_action
+from .config import MARLConfig, require
 from .training import detach_metrics
 
 __all__ = ["MAPPO", "MAPPOConfig", "MAPPOPolicy"]
 
 
 @dataclass(frozen=True)
-class MAPPOConfig:
-    """Hyper-parameters of MAPPO."""
+class MAPPOConfig(MARLConfig):
+    """Hyper-parameters of MAPPO (the shared ones: :class:`agents.marl.config.MARLConfig`)."""
 
-    hidden: int = 64
-    """Width of the actor's and value's hidden layers."""
     num_offsets: int = 4
     """O: block offsets (as MADDQN)."""
-    discount: float = 0.9
-    """gamma."""
     gae_lambda: float = 0.95
     """lambda of generalised advantage estimation."""
     learning_rate: float = 3e-4
@@ -51,6 +48,16 @@ class MAPPOConfig:
     """Weight of the value loss."""
     grad_clip_norm: float = 0.5
     """Largest gradient norm per update."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("num_offsets", "epochs", "minibatches"):
+            require(self, name, getattr(self, name) >= 1, "an integer >= 1")
+        require(self, "gae_lambda", 0.0 <= self.gae_lambda <= 1.0, "a number in [0, 1]")
+        for name in ("learning_rate", "clip"):
+            require(self, name, getattr(self, name) > 0, "a number > 0")
+        for name in ("entropy_coef", "value_coef"):
+            require(self, name, getattr(self, name) >= 0, "a number >= 0")
 
 
 class _Actor(nn.Module):

@@ -21,43 +21,29 @@ from agents.policy import Policy
 from twin import HetNetAction, HetNetConfig, HetNetStep
 
 from .common import ReplayBuffer, feature_size, linear_epsilon, local_features, mlp, to_action
+from .config import EpsilonGreedyConfig, require
 from .training import detach_metrics
 
 __all__ = ["MonotonicMixer", "QMIX", "QMIXConfig", "QMIXPolicy"]
 
 
 @dataclass(frozen=True)
-class QMIXConfig:
-    """Hyper-parameters of QMIX."""
+class QMIXConfig(EpsilonGreedyConfig):
+    """Hyper-parameters of QMIX (the shared ones: :class:`agents.marl.config.EpsilonGreedyConfig`)."""
 
-    hidden: int = 64
-    """Width of the agent network's hidden layers."""
     mixing_width: int = 32
     """Width of the mixer's hidden layer."""
-    num_offsets: int = 4
-    """O: block offsets (as MADDQN)."""
     power_levels: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
     """Power splits a UE may choose."""
-    discount: float = 0.9
-    """gamma."""
     learning_rate: float = 1e-3
     """Adam learning rate of the agent network and the mixer."""
-    batch_size: int = 32
-    """Slots per update."""
-    replay_capacity: int = 20000
-    """Slots held by the replay memory."""
-    learning_starts: int = 200
-    """Slots in memory before the first update."""
-    target_update_every: int = 200
-    """Updates between copies of the target networks."""
-    epsilon_start: float = 0.9
-    """Initial exploration probability."""
-    epsilon_end: float = 0.05
-    """Final exploration probability."""
-    epsilon_fraction: float = 0.8
-    """Share of the training steps over which epsilon falls linearly."""
-    grad_clip_norm: float = 10.0
-    """Largest gradient norm per update."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self, "mixing_width", self.mixing_width >= 1, "an integer >= 1")
+        require(self, "power_levels", len(self.power_levels) >= 1 and all(0 <= p <= 1 for p in self.power_levels),
+                "one or more power splits in [0, 1]")
+        require(self, "learning_rate", self.learning_rate > 0, "a number > 0")
 
 
 def _state(features: torch.Tensor) -> torch.Tensor:

@@ -61,6 +61,7 @@ import scipy.special
 from radio.ofdm.sequences import (
     lte_crs, lte_crs_subcarriers, lte_pss, lte_sss, nr_pss, nr_sss,
 )
+from radio.recording import read_sigmf
 
 LTE_RATE = 1.92e6
 """Sample rate of the LTE search (S/s)."""
@@ -111,33 +112,6 @@ class NoCellFound(ValueError):
         super().__init__(message)
         self.candidate = candidate or {}
         self.result = result or {}
-
-
-@dataclass
-class Recording:
-    """Samples and metadata read from a SigMF file."""
-
-    samples: np.ndarray
-    """complex64 ``[n]``."""
-    sample_rate_hz: float
-    """Sample rate (S/s)."""
-    center_freq_hz: float | None
-    """Centre frequency of the first capture, if recorded."""
-    path: str
-    """The metadata file."""
-    description: str = ""
-    """``core:description``."""
-
-
-def read_sigmf(path: str) -> Recording:
-    """Read a SigMF recording (``.sigmf-meta``, ``.sigmf-data`` or the base name) with
-    :func:`radio.recording.read_sigmf`. Raises :class:`~radio.errors.RecordingError` when a file is missing, the
-    metadata is malformed, the data does not match it, or the recording has no samples."""
-    from radio.recording import read_sigmf as read_recording
-
-    rec = read_recording(path)
-    desc = rec.meta.get("global", {}).get("core:description", "") if isinstance(rec.meta, dict) else ""
-    return Recording(rec.samples, rec.rate_sps, rec.lo_hz, rec.meta_path, str(desc or ""))
 
 
 def resample(x: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
@@ -761,8 +735,8 @@ def analyze_recording(path: str, *, rat: str = "auto", max_cfo_hz: float = 22.5e
     if rat not in ("auto", "lte", "nr"):
         raise ValueError(f"rat = {rat!r}; allowed: auto, lte, nr")
     rec = read_sigmf(path)
-    head = {"file": rec.path, "sample_rate_hz": rec.sample_rate_hz, "samples": int(rec.samples.size),
-            "duration_s": rec.samples.size / rec.sample_rate_hz, "center_freq_hz": rec.center_freq_hz,
+    head = {"file": rec.meta_path, "sample_rate_hz": rec.rate_sps, "samples": int(rec.samples.size),
+            "duration_s": rec.samples.size / rec.rate_sps, "center_freq_hz": rec.lo_hz,
             "false_alarm_per_recording": FALSE_ALARM_PER_RECORDING}
     messages: list[str] = []
     candidates: list[dict[str, Any]] = []
@@ -770,7 +744,7 @@ def analyze_recording(path: str, *, rat: str = "auto", max_cfo_hz: float = 22.5e
     cell: LteCell | NrCell | None = None
     if rat in ("auto", "lte"):
         try:
-            cell = lte_cell_search(rec.samples, rec.sample_rate_hz, max_cfo_hz=max_cfo_hz)
+            cell = lte_cell_search(rec.samples, rec.rate_sps, max_cfo_hz=max_cfo_hz)
         except NoCellFound as e:
             messages.append(f"LTE: {e}")
             candidates.append(e.candidate)
@@ -780,7 +754,7 @@ def analyze_recording(path: str, *, rat: str = "auto", max_cfo_hz: float = 22.5e
             too_short.append(f"LTE: {e}")
     if cell is None and rat in ("auto", "nr"):
         try:
-            cell = nr_cell_search(rec.samples, rec.sample_rate_hz)
+            cell = nr_cell_search(rec.samples, rec.rate_sps)
         except NoCellFound as e:
             messages.append(f"NR: {e}")
             candidates.append(e.candidate)

@@ -109,11 +109,6 @@ class CodeBlockLayout:
         """Capacity left unused (``G - C n``)."""
         return self.capacity_bits - self.coded_bits
 
-    @property
-    def effective_rate(self) -> float:
-        """``k / n`` of one block, CRC included."""
-        return self.k / self.n
-
     def as_dict(self) -> dict[str, Any]:
         return {"n_blocks": self.n_blocks, "k": self.k, "n": self.n, "crc": self.crc,
                 "info_bits_per_block": self.info_bits_per_block, "info_bits": self.info_bits,
@@ -148,7 +143,8 @@ on a loaded 2-core box for the same 7 blocks)."""
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with torch's intra-op thread count set to ``n``, restoring the previous count afterwards."""
     import torch
 
     previous = torch.get_num_threads()
@@ -177,12 +173,6 @@ def _codec(k: int, n: int, qm: int, crc: str) -> tuple[Any, Any, Any, Any]:
     return enc, dec, crc_enc, crc_dec
 
 
-def ldpc_codec(layout: CodeBlockLayout) -> tuple[Any, Any]:
-    """The cached Sionna ``(LDPC5GEncoder, LDPC5GDecoder)`` pair of a layout (for reference chains)."""
-    enc, dec, _, _ = _codec(layout.k, layout.n, layout.bits_per_symbol, layout.crc)
-    return enc, dec
-
-
 GENERATOR_MAX_ENTRIES = 1 << 22
 """Codes with ``(k - crc) n`` up to this are encoded with a cached generator matrix (bit-identical to Sionna's
 encoder, the whole chain CRC -> LDPC -> rate matching -> interleaver being linear over GF(2)); larger ones by
@@ -198,7 +188,7 @@ class _Generator:
 
         enc, _, crc_enc, _ = _codec(k, n, qm, crc)
         kinfo = k - int(crc_enc.crc_length)
-        with torch.no_grad(), _torch_threads(TORCH_THREADS):
+        with torch.no_grad(), torch_threads(TORCH_THREADS):
             g = enc(crc_enc(torch.eye(kinfo, dtype=torch.float32))).numpy().astype(np.uint8)  # [kinfo, n]
         weight = g.sum(axis=0)
         single = weight == 1
@@ -248,7 +238,7 @@ def _encode_sionna(u: np.ndarray, layout: CodeBlockLayout) -> np.ndarray:
     import torch
 
     enc, _, crc_enc, _ = _codec(layout.k, layout.n, layout.bits_per_symbol, layout.crc)
-    with torch.no_grad(), _torch_threads(TORCH_THREADS):
+    with torch.no_grad(), torch_threads(TORCH_THREADS):
         t = torch.from_numpy(u.astype(np.float32))
         cw = enc(crc_enc(t))
     return cw.numpy().astype(np.uint8)
@@ -342,7 +332,7 @@ class _UnionCode:
         self.src = src
         self.llr_max = float(dec._llr_max)
         # CRC parity of the information bits, linear over GF(2).
-        with torch.no_grad(), _torch_threads(TORCH_THREADS):
+        with torch.no_grad(), torch_threads(TORCH_THREADS):
             eye = torch.eye(k - self.crc_bits, dtype=torch.float32)
             self.crc_parity = crc_enc(eye).numpy()[:, k - self.crc_bits:].astype(np.float32)
 
@@ -500,7 +490,7 @@ def _decode_groups_sionna(items: Sequence[tuple[np.ndarray, CodeBlockLayout]]) -
     for i, (llr, lay) in enumerate(items):
         groups.setdefault((lay.k, lay.n, lay.bits_per_symbol, lay.crc), []).append(i)
     results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
-    with torch.no_grad(), _torch_threads(TORCH_THREADS):
+    with torch.no_grad(), torch_threads(TORCH_THREADS):
         for key, members in groups.items():
             _, dec, _, crc_dec = _codec(*key)
             stacked = np.concatenate([np.asarray(items[i][0], dtype=np.float32) for i in members], axis=0)

@@ -139,14 +139,6 @@ def demap_llr(symbols: np.ndarray, noise_var: np.ndarray | float, modulation: st
     return out.reshape(-1)
 
 
-def hard_decision(symbols: np.ndarray, modulation: str) -> np.ndarray:
-    """Nearest constellation point of each symbol: complex, shape ``[n]`` -> complex64, shape ``[n]``."""
-    pts = constellation(modulation)
-    y = np.asarray(symbols).reshape(-1)
-    idx = np.argmin(np.abs(y[:, None] - pts[None, :]), axis=1)
-    return pts[idx].astype(np.complex64)
-
-
 def evm_rms(received: np.ndarray, ideal: np.ndarray) -> float:
     """RMS EVM (ratio, not %): ``sqrt(sum |received - ideal|^2 / sum |ideal|^2)``.
 

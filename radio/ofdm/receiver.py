@@ -64,7 +64,7 @@ import scipy.stats
 from radio.ofdm.fec import decode_groups, encode_blocks
 from radio.ofdm.modulation import bits_per_symbol, demap_llr
 from radio.ofdm.slot import (
-    DMRS_SYMBOLS, PREAMBLE_SYMBOL, REFERENCE_SYMBOLS, SYMBOLS_PER_SLOT, SlotGeometry, SlotPlan, TxSlot, _data_symbols,
+    DMRS_SYMBOLS, PREAMBLE_SYMBOL, REFERENCE_SYMBOLS, SYMBOLS_PER_SLOT, SlotGeometry, SlotPlan, TxSlot, data_symbols,
     geometry, payload_bits,
 )
 
@@ -935,7 +935,7 @@ def _reference_symbols(plan: SlotPlan, slot_index: int, reference: TxSlot | None
             raise ValueError("reference TxSlot does not match the plan/slot being received")
         return [t.data_symbols for t in reference.links]
     geo = geometry(plan)
-    return [_data_symbols(encode_blocks(payload_bits(plan, slot_index, i), res.layout), res.layout, link.modulation)
+    return [data_symbols(encode_blocks(payload_bits(plan, slot_index, i), res.layout), res.layout, link.modulation)
             for i, (link, res) in enumerate(zip(plan.links, geo.links))]
 
 

@@ -407,7 +407,7 @@ def _filler_bits(count: int) -> np.ndarray:
     return bits
 
 
-def _data_symbols(coded: np.ndarray, layout: CodeBlockLayout, modulation: str) -> np.ndarray:
+def data_symbols(coded: np.ndarray, layout: CodeBlockLayout, modulation: str) -> np.ndarray:
     """complex64 ``[n_data]``: a link's data REs in RE order, from its coded bits (uint8 ``[C, n]``) and the
     filler bits after them."""
     bits = coded.reshape(-1)
@@ -437,7 +437,7 @@ def build_slot(plan: SlotPlan, slot_index: int = 0) -> TxSlot:
     for i, (link, res) in enumerate(zip(plan.links, geo.links)):
         info = payload_bits(plan, slot_index, i)
         coded = encode_blocks(info, res.layout)
-        syms = _data_symbols(coded, res.layout, link.modulation)
+        syms = data_symbols(coded, res.layout, link.modulation)
         data_at, pilots_at, pilot_values = _grid_positions(geo, res)
         flat_grid[data_at] = syms.astype(np.complex128) * link.gain
         flat_grid[pilots_at] = pilot_values * link.gain

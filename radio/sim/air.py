@@ -83,7 +83,7 @@ from radio.base import RadioSettings, Reception, RxMetadata
 from radio.errors import RadioConfigError, RadioDisconnected
 from radio.guard import TxGuard
 from radio.sim import frontend as fe
-from radio.sim.params import LinkParams, RadioParams, SimConfig, _check_value
+from radio.sim.params import LinkParams, RadioParams, SimConfig, check_value
 from radio.sim.radio import SimRadio
 
 STREAM_SAMPLES = 1 << 18
@@ -503,7 +503,7 @@ class SimulatedAir:
             if key not in {f.name for f in dataclasses.fields(LinkParams)}:
                 allowed = ", ".join(f.name for f in dataclasses.fields(LinkParams))
                 raise RadioConfigError(f"{where}: unknown link key {key!r}; allowed: {allowed}")
-            changes[key] = _check_value(key, value, f'links."{tx}->{rx}".{key}', where)
+            changes[key] = check_value(key, value, f'links."{tx}->{rx}".{key}', where)
         over = self._link_overrides.setdefault((tx, rx), {})
         over.update(changes)
         link = self._link(tx, rx)

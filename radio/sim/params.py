@@ -323,7 +323,7 @@ def _describe(key: str) -> str:
     return f"{what} from {low:g} to {high:g}{extra}"
 
 
-def _check_value(key: str, value: Any, path: str, where: str) -> Any:
+def check_value(key: str, value: Any, path: str, where: str) -> Any:
     """Return ``value`` converted to the key's type, or raise RadioConfigError naming the file, key path, value
     and what is allowed."""
 
@@ -429,11 +429,11 @@ class SimConfig:
                     raise RadioConfigError(f"{where}: {path} = {value!r} is not allowed; allowed: a table")
                 continue
             if key in _AIR_KEYS:
-                air[key] = _check_value(key, value, path, where)
+                air[key] = check_value(key, value, path, where)
             elif key in _RADIO_KEYS:
-                radio[key] = _check_value(key, value, path, where)
+                radio[key] = check_value(key, value, path, where)
             elif key in _LINK_KEYS:
-                link[key] = _check_value(key, value, path, where)
+                link[key] = check_value(key, value, path, where)
             else:
                 raise _unknown(key, path, top_allowed, where)
 
@@ -450,7 +450,7 @@ class SimConfig:
                     continue
                 if key not in _RADIO_KEYS:
                     raise _unknown(key, f"{base}.{key}", ("preset",) + _RADIO_KEYS, where)
-                checked[key] = _check_value(key, value, f"{base}.{key}", where)
+                checked[key] = check_value(key, value, f"{base}.{key}", where)
             radios[str(name)] = checked
 
         links: dict[tuple[str, str], dict[str, Any]] = {}
@@ -463,7 +463,7 @@ class SimConfig:
             for key, value in over.items():
                 if key not in _LINK_KEYS:
                     raise _unknown(key, f"{base}.{key}", _LINK_KEYS, where)
-                checked[key] = _check_value(key, value, f"{base}.{key}", where)
+                checked[key] = check_value(key, value, f"{base}.{key}", where)
             links[pair] = checked
 
         return cls(air=AirParams(**air), radio=RadioParams(**radio), link=LinkParams(**link),
@@ -581,4 +581,4 @@ def example_table() -> dict[str, Any]:
 
 
 __all__ = ["AirParams", "FADING_MODELS", "LinkParams", "RADIO_PRESETS", "RadioParams", "SimConfig", "example_table",
-           "field_docs", "parse_link_name", "preset_values"]
+           "check_value", "field_docs", "parse_link_name", "preset_values"]

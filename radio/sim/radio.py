@@ -6,15 +6,30 @@ its receive stream, so every radio on one air hears every other one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import Any, Protocol
 
 import numpy as np
 
 from radio.base import Capabilities, Radio, RadioSettings, Range, Reception
 from radio.guard import TxGuard
 
-if TYPE_CHECKING:
-    from radio.sim.air import SimulatedAir
+
+class AirBackend(Protocol):
+    """What a :class:`SimRadio` calls on the air it is attached to; :class:`~radio.sim.air.SimulatedAir` provides
+    it. Declared here so this module does not import the air (the air imports this module to create radios)."""
+
+    lock: threading.RLock
+
+    def identity(self) -> dict[str, Any]: ...
+    def radio_fingerprint(self, name: str) -> str: ...
+    def _radio_bits(self, name: str) -> tuple[int, int]: ...
+    def _radio_truth(self, name: str) -> dict[str, Any]: ...
+    def _apply(self, name: str, settings: RadioSettings) -> None: ...
+    def _start_emission(self, name: str, samples: np.ndarray, cyclic: bool) -> None: ...
+    def _stop_emission(self, name: str) -> None: ...
+    def _receive(self, name: str, n: int) -> Reception: ...
+    def _unregister(self, name: str) -> None: ...
 
 
 class SimRadio(Radio):
@@ -27,7 +42,7 @@ class SimRadio(Radio):
 
     driver = "sim"
 
-    def __init__(self, air: "SimulatedAir", name: str, guard: TxGuard | None = None,
+    def __init__(self, air: AirBackend, name: str, guard: TxGuard | None = None,
                  settings: RadioSettings | None = None):
         super().__init__(name, guard, settings)
         self._air = air
@@ -47,8 +62,8 @@ class SimRadio(Radio):
         return self._caps
 
     @property
-    def air(self) -> "SimulatedAir":
-        """The air this radio transmits into and receives from."""
+    def air(self) -> Any:
+        """The :class:`~radio.sim.air.SimulatedAir` this radio transmits into and receives from."""
         return self._air
 
     def identity(self) -> dict[str, Any]:
@@ -88,4 +103,4 @@ class SimRadio(Radio):
             self._air._unregister(self.name)
 
 
-__all__ = ["SimRadio"]
+__all__ = ["AirBackend", "SimRadio"]

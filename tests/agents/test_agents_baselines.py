@@ -10,7 +10,8 @@ from agents.baselines import (ExhaustiveFPPolicy, ExhaustiveSearchPolicy, MaxPow
                               RandomPolicy, WMMSEPolicy, fractional_programming_power,
                               fractional_programming_power_reference, mcs_for_efficiency, round_robin_blocks,
                               strongest_signal_association, wmmse_power, wmmse_power_reference)
-from agents.policy import Policy, load_policy
+from agents.policy import Policy
+from agents.registry import load_policy
 from twin import DTNConfig, HetNetConfig, HetNetwork, LinkAdaptationNetwork, decode_action, evaluate_slot
 from twin.network import NetworkState
 

@@ -7,13 +7,14 @@ import math
 import pytest
 import torch
 
-from agents.dqn import (AnalyticPhiProbe, ContinualTrainer, DQNAgent, DQNConfig, DQNPolicy, RMSprop, SharedLinkView,
-                        decayed_value, evaluate_policy)
+from agents.continual import ContinualTrainer, SharedLinkView
+from agents.dqn import DQNAgent, DQNConfig, DQNPolicy, RMSprop, decayed_value, evaluate_policy
 from agents.policy import Policy
 from agents.replay import SOURCE_PHYSICAL, SOURCE_TWIN, ReplayMemory, TransitionBatch
 from agents.sadrl import JointActionView, SADRLPolicy, decode_joint_action, encode_joint_action
 from twin.config import DTNConfig
 from twin.network import AnalyticPhysical, LinkAdaptationNetwork, StepResult
+from twin.phi import AnalyticPhiProbe
 
 
 class LabelledNetwork:
@@ -307,7 +308,7 @@ def test_mirrored_twin_copies_the_physical_deployment():
     dtn = DTNConfig(num_aps=2, num_devices=6, num_rrbs=4, slots_per_episode=10, sigma_rt=0.0)
     physical = AnalyticPhysical(0.4, dtn, batch_size=1)
     twin = LinkAdaptationNetwork(dtn, batch_size=3)
-    from agents.dqn import mirror_twin
+    from agents.continual import mirror_twin
 
     mirror_twin(twin, physical, twin_seed=1, context_seed=2)
     assert torch.equal(twin.device_xy, physical.device_xy.expand(3, -1, -1))

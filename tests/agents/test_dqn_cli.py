@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from agents.dqn import DQNPolicy
 from agents.policy import Policy
-from testbed.cmd_train import parse_physical, train
+from testbed.cliutil import parse_physical
+from testbed.cmd_train import train
 
 SMALL = """
 episodes = 3

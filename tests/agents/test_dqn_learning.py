@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agents.baselines import MaxPowerCQIPolicy, RandomPolicy
-from agents.dqn import ContinualTrainer, DQNConfig, evaluate_policy
+from agents.continual import ContinualTrainer
+from agents.dqn import DQNConfig, evaluate_policy
 from twin.config import DTNConfig
 from twin.network import LinkAdaptationNetwork
 

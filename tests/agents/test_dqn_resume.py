@@ -7,9 +7,11 @@ import torch
 
 import agents.checkpoint as checkpoint_module
 from agents.checkpoint import atomic_save, load_checkpoint
-from agents.dqn import AnalyticPhiProbe, ContinualTrainer, DQNConfig
+from agents.continual import ContinualTrainer
+from agents.dqn import DQNConfig
 from twin.config import DTNConfig
 from twin.network import AnalyticPhysical, LinkAdaptationNetwork
+from twin.phi import AnalyticPhiProbe
 
 # Small enough to be quick, large enough that every part of the state matters: the replay memory wraps,
 # the target network is copied, physical episodes measure phi and re-calibrate the twin.

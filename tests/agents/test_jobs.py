@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from agents import repro_dtn
 from agents.jobs import (CLUSTER_INSTALL_HINT, ExecutorSpec, ExecutorUnavailable, Job, JobProgress, failure_summary,
                          job_key, parse_executor, run_jobs)
+from testbed.repro import dtn as repro_dtn
 
 TINY = dataclasses.replace(repro_dtn.QUICK, seeds=(0, 1), episodes=2, slots_per_episode=2, num_envs=1,
                            eval_episodes=1, eval_slots=3, curve_points=1, workers=2)

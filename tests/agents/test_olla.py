@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from agents.baselines import MaxPowerCQIPolicy, OllaPolicy, RandomPolicy, sionna_menu_thresholds_db
-from agents.policy import load_policy
+from agents.registry import load_policy
 from twin import CODE_RATES, MODULATION_ORDERS, DTNConfig, LinkAdaptationNetwork, decode_action
 
 _EFFICIENCY = torch.tensor([math.log2(m) * c for m in MODULATION_ORDERS for c in CODE_RATES], dtype=torch.float64)

@@ -11,7 +11,7 @@ import torch
 from agents.baselines import OllaPolicy, RandomHetNetPolicy
 from agents.checkpoint import UnsafeCheckpointError, atomic_save, load_checkpoint
 from agents.dqn import DQNPolicy
-from agents.policy import load_policy
+from agents.registry import load_policy
 
 
 class _WritesAMarker:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from calibration.measurements import band_power, power_spectral_density
-from calibration.session import CalibrationSettings, _full_band_plan, run_calibration
+from calibration.settings import CalibrationSettings
+from calibration.session import full_band_plan, run_calibration
 from radio.guard import TxGuard
 from radio.ofdm import build_slot, numerology
 from radio.sim import SimConfig, SimulatedAir
@@ -38,7 +39,7 @@ def true_tx_aclr(air: SimulatedAir, tx: str, level_db: float, periods: int = 8) 
     params = RadioParams(**truth["params"])
     rate = SETTINGS.wide_rate_sps
     over = air.config.air.tx_oversample
-    plan = _full_band_plan(SETTINGS.numerology, level_db, rate_sps=rate, tx_id=1)
+    plan = full_band_plan(SETTINGS.numerology, level_db, rate_sps=rate, tx_id=1)
     sent = build_slot(plan, 0)
     y = np.tile(fe.tx_chain(sent.waveform, params, truth["lo_leakage_phase_rad"], over), periods)
     stream = fe.multiplicative_stream(periods * sent.waveform.size, rate, params.tx_evm, params,
@@ -62,7 +63,7 @@ def test_transmitter_aclr_matches_its_true_spectrum_with_a_poor_receiver():
     table = {"radios": {"sim1": {"rx_evm": 0.05, "lna_iip3_dbm": -40.0}}}
     air, record = calibrate(table, seed=5)
     lines, bad = [], []
-    for row in record["results"]["aclr"]["sim0->sim1"]:
+    for row in record.results["aclr"]["sim0->sim1"]:
         true1, true2 = true_tx_aclr(air, "sim0", row["level_db"])
         lines.append(f"level {row['level_db']:g}: ACLR1 true {true1:.2f} reported {row['aclr1_db']:.2f} measured "
                      f"{row['aclr1_measured_db']:.2f} floor {row['aclr1_floor_db']}; ACLR2 true {true2:.2f} "
@@ -74,7 +75,7 @@ def test_transmitter_aclr_matches_its_true_spectrum_with_a_poor_receiver():
     message = "\n".join(lines)
     assert not bad, message
     # The correction matters: at full power the raw number (analyser included) is further from the truth.
-    top = max(record["results"]["aclr"]["sim0->sim1"], key=lambda r: r["level_db"])
+    top = max(record.results["aclr"]["sim0->sim1"], key=lambda r: r["level_db"])
     true_top, _ = true_tx_aclr(air, "sim0", top["level_db"])
     assert abs(top["aclr1_db"] - true_top) < abs(top["aclr1_measured_db"] - true_top), message
 
@@ -88,11 +89,11 @@ def test_a_receiver_worse_than_the_transmitter_is_flagged_analyser_limited():
                                  "iq_phase_deg": 0.0},
                         "sim1": {"rx_evm": 0.25, "lna_iip3_dbm": -48.0}}}
     air, record = calibrate(table, seed=6)
-    rows = record["results"]["aclr"]["sim0->sim1"]
+    rows = record.results["aclr"]["sim0->sim1"]
     for row in rows:
         assert row["aclr1_analyser_limited"] is True, row
         assert row["aclr1_floor_db"] is None or row["aclr1_floor_db"] < row["aclr1_measured_db"] + 3.0, row
         true1, _ = true_tx_aclr(air, "sim0", row["level_db"])
         assert true1 > row["aclr1_measured_db"] + 3.0, (true1, row)
-    assert any("ACLR1 sim0->sim1" in n and "analyser-limited" in n for n in record["notes"]), record["notes"]
-    assert not any(r["aclr1_analyser_limited"] for r in record["results"]["aclr"]["sim1->sim0"])
+    assert any("ACLR1 sim0->sim1" in n and "analyser-limited" in n for n in record.notes), record.notes
+    assert not any(r["aclr1_analyser_limited"] for r in record.results["aclr"]["sim1->sim0"])

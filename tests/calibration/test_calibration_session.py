@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from calibration.measurements import band_power, power_spectral_density
-from calibration.session import CalibrationSettings, _full_band_plan, run_calibration
+from calibration.settings import CalibrationSettings
+from calibration.session import full_band_plan, run_calibration
 from radio.errors import RadioTimeout
 from radio.guard import TxGuard
 from radio.ofdm import build_slot, numerology
@@ -110,7 +111,7 @@ def evm_record(seed: int, low: float, high: float, loopback: bool,
 def kappa_failures(truth: Truth, record: dict[str, Any], *, accept_interval: bool) -> list[str]:
     """Every kappa whose estimate misses its truth by more than REL_TOL (and, when ``accept_interval``, whose 95 %
     interval also misses it), with the numbers."""
-    kappa = record["results"]["kappa"]
+    kappa = record.results["kappa"]
     bad = []
     for which, index in (("kappa_t", 0), ("kappa_r", 1)):
         for name in NAMES:
@@ -134,8 +135,8 @@ def test_kappa_split_recovers_tx_and_rx_evm(seed):
     distortion, so kappa_t and kappa_r of both radios come out separately and within 10 % of the simulator's
     tx_evm / rx_evm (log-uniform truths in [0.02, 0.12])."""
     truth, record = evm_record(seed, *DEFAULT_RANGE, True)
-    assert record["results"]["kappa"]["separated"] is True
-    assert not any("equal split" in n for n in record["notes"])
+    assert record.results["kappa"]["separated"] is True
+    assert not any("equal split" in n for n in record.notes)
     bad = kappa_failures(truth, record, accept_interval=False)
     assert not bad, f"seed {seed}, truth {truth}:\n" + "\n".join(bad)
 
@@ -146,7 +147,7 @@ def test_phi_hwi_matches_distortion_truth(seed):
     it must match the simulator's (tx_evm_T^2 + rx_evm_R^2) averaged over the pairs within 0.05, and its 95 %
     interval must be a proper interval around its value."""
     truth, record = evm_record(seed, *DEFAULT_RANGE, True)
-    phi = record["results"]["phi_hwi"]
+    phi = record.results["phi_hwi"]
     true = phi_hwi_true(truth)
     assert phi["ci95"][0] <= phi["value"] <= phi["ci95"][1]
     assert abs(phi["value"] - true) <= PHI_TOL, (
@@ -161,7 +162,7 @@ def test_kappa_split_and_phi_over_wider_truths(seed):
     95 % interval, and phi_hwi within 0.05 of its truth."""
     truth, record = evm_record(seed, *SLOW_RANGE, True)
     bad = kappa_failures(truth, record, accept_interval=True)
-    phi = record["results"]["phi_hwi"]
+    phi = record.results["phi_hwi"]
     true = phi_hwi_true(truth)
     if abs(phi["value"] - true) > PHI_TOL:
         bad.append(f"phi_hwi: true {true:+.4f}, estimate {phi['value']:+.4f} "
@@ -175,9 +176,9 @@ def test_without_loopback_the_split_is_equal_and_the_sum_is_right():
     matches tx_evm_T^2 + rx_evm_R^2 within 10 % (a lighter EVM sweep: five levels, three slots each)."""
     truth, record = evm_record(1, *DEFAULT_RANGE, False,
                                (("evm_levels_db", (-24.0, -18.0, -12.0, -6.0, 0.0)), ("slots_per_point", 3)))
-    kappa = record["results"]["kappa"]
+    kappa = record.results["kappa"]
     assert kappa["separated"] is False
-    assert any("equal split" in n for n in record["notes"]), record["notes"]
+    assert any("equal split" in n for n in record.notes), record.notes
     for t, r in (("sim0", "sim1"), ("sim1", "sim0")):
         est = kappa["kappa_t"][t]["value"] ** 2 + kappa["kappa_r"][r]["value"] ** 2
         true = truth[t][0] ** 2 + truth[r][1] ** 2
@@ -198,7 +199,7 @@ def reference_aclr(tx: Any, rx: Any, settings: CalibrationSettings, level_db: fl
     wide = settings.wide_rate_sps
     num = numerology(settings.numerology)
     width, spacing = num.n_rb * 12 * num.scs_hz, num.channel_bw_hz
-    plan = _full_band_plan(settings.numerology, level_db, rate_sps=wide, tx_id=1)
+    plan = full_band_plan(settings.numerology, level_db, rate_sps=wide, tx_id=1)
     sent = build_slot(plan, 0)
     n = capture_slots * plan.slot_length
     tx.configure(rate_sps=wide, bandwidth_hz=wide, lo_hz=settings.lo_hz)
@@ -227,7 +228,7 @@ def test_aclr_matches_a_long_reference_capture():
     settings = CalibrationSettings(evm_levels_db=(-12.0, -6.0, 0.0), slots_per_point=1, leakage_levels_db=(),
                                    mcs_levels_db=(), aclr_levels_db=(-6.0, 0.0))
     record = run_calibration(radios, settings)
-    rows = {row["level_db"]: row for row in record["results"]["aclr"]["sim0->sim1"]}
+    rows = {row["level_db"]: row for row in record.results["aclr"]["sim0->sim1"]}
     assert sorted(rows) == [-6.0, 0.0]
     got = {}
     for level in settings.aclr_levels_db:
@@ -288,7 +289,7 @@ def track_sweeps(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 def sweep_counts(record: dict[str, Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for p in record["raw"]["points"]:
+    for p in record.raw["points"]:
         key = p["sweep"] if p["sweep"] != "evm" else f"evm:{p['tx']}:{p['level_db']}"
         counts[key] = counts.get(key, 0) + 1
     return counts
@@ -310,13 +311,13 @@ def test_a_timeout_is_retried_and_the_record_is_complete(monkeypatch):
     count = failing_receive(radios["sim1"], fails)
     record = run_calibration(radios, settings)
     assert count["failed"] == 3 and sorted(calls) == sorted(SWEEPS) and min(calls.values()) > 2, calls
-    assert not any("dropped" in n for n in record["notes"]), record["notes"]
+    assert not any("dropped" in n for n in record.notes), record.notes
     counts = sweep_counts(record)
     # Per transmitter and level: one total per listener (2, loopback) and one cross term.
     assert all(counts[f"evm:{t}:{lv}"] == 3 for t in NAMES for lv in SMALL["evm_levels_db"]), counts
     assert counts["leakage"] == 2 and counts["aclr"] == 2, counts
-    assert sorted(record["results"]["aclr"]) == ["sim0->sim1", "sim1->sim0"]
-    assert record["results"]["kappa"]["kappa_t"]["sim1"]["value"] == pytest.approx(0.06, rel=REL_TOL)
+    assert sorted(record.results["aclr"]) == ["sim0->sim1", "sim1->sim0"]
+    assert record.results["kappa"]["kappa_t"]["sim1"]["value"] == pytest.approx(0.06, rel=REL_TOL)
 
 
 def test_a_receiver_failing_every_aclr_capture_drops_those_points_only():
@@ -327,14 +328,14 @@ def test_a_receiver_failing_every_aclr_capture_drops_those_points_only():
     settings = CalibrationSettings(**{**SMALL, "leakage_levels_db": (), "aclr_levels_db": (-6.0, 0.0)})
     count = failing_receive(radios["sim1"], lambda r: r.settings.rate_sps == settings.wide_rate_sps)
     record = run_calibration(radios, settings)
-    dropped = [n for n in record["notes"] if n.startswith("dropped ACLR point sim0->sim1")]
-    assert len(dropped) == 2 and all("RadioTimeout" in n and "3 attempts" in n for n in dropped), record["notes"]
+    dropped = [n for n in record.notes if n.startswith("dropped ACLR point sim0->sim1")]
+    assert len(dropped) == 2 and all("RadioTimeout" in n and "3 attempts" in n for n in dropped), record.notes
     # Plus sim1's loopback capture of each sim1->sim0 point (the ACLR's second receiver): those points stay,
     # without the analyser floor removed.
     assert count["failed"] == 2 * (settings.retries + 1) + len(settings.aclr_levels_db)
-    assert sum("no second capture" in n for n in record["notes"]) == len(settings.aclr_levels_db), record["notes"]
-    assert list(record["results"]["aclr"]) == ["sim1->sim0"]
-    assert len(record["results"]["aclr"]["sim1->sim0"]) == 2
-    assert record["results"]["kappa"]["separated"] is True
+    assert sum("no second capture" in n for n in record.notes) == len(settings.aclr_levels_db), record.notes
+    assert list(record.results["aclr"]) == ["sim1->sim0"]
+    assert len(record.results["aclr"]["sim1->sim0"]) == 2
+    assert record.results["kappa"]["separated"] is True
     rate = numerology(settings.numerology).sample_rate_hz
     assert all(r.settings.rate_sps == rate for r in radios.values())

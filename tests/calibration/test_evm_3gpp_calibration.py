@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from calibration.session import CalibrationSettings, _full_band_plan, _rms_power, run_calibration
+from calibration.settings import CalibrationSettings
+from calibration.session import full_band_plan, plan_rms_power, run_calibration
 from radio.guard import TxGuard
 from radio.ofdm import build_slot, numerology
 from radio.ofdm.slot import geometry
@@ -60,7 +61,7 @@ def thermal_evm2(air: SimulatedAir, radios: dict[str, Any], tx: str, rx: str, le
     tp = truth["radios"][tx]["params"]
     num = numerology("lte5")
     loss = truth["links"][f"{tx}->{rx}"]["path_loss_db"]
-    rms = _rms_power(_full_band_plan("lte5", level_db))
+    rms = plan_rms_power(full_band_plan("lte5", level_db))
     p_rx_dbm = tp["tx_fullscale_dbm"] + radios[tx].settings.tx_gain_db + 10 * math.log10(rms) - loss
     noise_dbm = truth["radios"][rx]["thermal_noise_dbm"]
     return 10 ** ((noise_dbm - p_rx_dbm) / 10) * num.n_subcarriers / num.fft_size
@@ -77,7 +78,7 @@ def phase_noise_record() -> tuple[SimulatedAir, dict[str, Any], dict[str, Any]]:
 
 def test_record_names_the_3gpp_evm_and_what_feeds_kappa():
     _, _, record = phase_noise_record()
-    evm = record["results"]["evm"]
+    evm = record.results["evm"]
     assert evm["window_samples"] == 32          # LTE 5 MHz, normal CP: TS 36.104 Table E.5.1-1
     assert evm["kappa_input"] == "evm_tracked" and "common phase" in evm["kappa_input_reason"]
     assert len(evm["points"]) == len(LEVELS) * len(NAMES) * len(NAMES)  # loopback: both radios hear each slot
@@ -97,10 +98,10 @@ def test_3gpp_evm_is_the_total_and_exceeds_the_tracked_one_by_the_common_phase_e
     own estimation noise (25 PTRS per symbol) adds under 3 %."""
     air, radios, record = phase_noise_record()
     num = numerology("lte5")
-    length = geometry(_full_band_plan("lte5", 0.0)).slot_length
+    length = geometry(full_band_plan("lte5", 0.0)).slot_length
     truth = {n: air.hidden_truth()["radios"][n]["params"] for n in NAMES}
     got3, expected3, diff, expected_diff = [], [], [], []
-    for p in record["results"]["evm"]["points"]:
+    for p in record.results["evm"]["points"]:
         tx, rx = p["tx"], p["rx"]
         capture_s = p["slots"] * length / num.sample_rate_hz
         total_t, cpe_t = phase_noise_parts(truth[tx], num.sample_rate_hz, num.fft_size, capture_s)
@@ -134,7 +135,7 @@ def reference_evm2(air: SimulatedAir, radios: dict[str, Any], tx: str, rx: str, 
     least-squares gain over every RE (all symbols known), so whatever is not a static linear channel is error.
     The LS fit of one gain to n REs absorbs 1/n of the error power: each subcarrier's residual is scaled by
     n / (n - 1). No part of the link receiver or of the calibration is used."""
-    plan = _full_band_plan("lte5", level_db)
+    plan = full_band_plan("lte5", level_db)
     sent = build_slot(plan, 0)
     geo = geometry(plan)
     length, n_fft = geo.slot_length, geo.fft_size
@@ -177,12 +178,12 @@ def test_with_every_impairment_on_3gpp_evm_and_kappa_match_a_perfect_knowledge_a
     CPE the link receiver tracks within 10 % of the same reference (the fit adds its residual, about 2 %)."""
     air, radios, record = all_on_record()
     num = numerology("lte5")
-    length = geometry(_full_band_plan("lte5", 0.0)).slot_length
-    kappa = record["results"]["kappa"]
+    length = geometry(full_band_plan("lte5", 0.0)).slot_length
+    kappa = record.results["kappa"]
     truth = {n: air.hidden_truth()["radios"][n]["params"] for n in NAMES}
     lines, bad = [], []
     for tx, rx in (("sim0", "sim1"), ("sim1", "sim0")):
-        rows = {p["level_db"]: p for p in record["results"]["evm"]["points"] if (p["tx"], p["rx"]) == (tx, rx)}
+        rows = {p["level_db"]: p for p in record.results["evm"]["points"] if (p["tx"], p["rx"]) == (tx, rx)}
         ref, got3, model = [], [], []
         for level in LEVELS:
             p = rows[level]

@@ -140,7 +140,7 @@ def test_a_failure_before_the_insert_leaves_no_record(tmp_path, monkeypatch):
     record nor a report directory is left behind; a later listing is empty."""
     import calibration.session
 
-    def broken(radios, settings=None, *, progress=None, on_total=None):
+    def broken(radios, settings=None, *, progress=None, on_total=None, fit_link_abstraction=None):
         on_total(10)
         progress(1)
         progress(1)

@@ -15,12 +15,13 @@ import pytest
 
 import calibration.report
 import calibration.session
-from calibration.session import CalibrationSettings, settings_key
+from calibration.record import CalibrationRecord, TwinParameters
+from calibration.settings import CalibrationSettings, calibration_depth, settings_key
 from radio.identity import identity_key
 from radio.ofdm import numerology
 from radio.pluto import PlutoRadio
 from radio.sim import SimConfig, SimulatedAir
-from testbed.cmd_calibrate import _settings, calibrate_or_reuse, calibration_depth
+from testbed.calibration_reuse import CalibrationChoice, calibrate_or_reuse
 from testbed.store import Store
 from tests.fakes import fake_adi
 
@@ -33,13 +34,14 @@ def stand_in_calibration(monkeypatch):
     list of radio-name tuples it was called for."""
     calls: list[tuple[str, ...]] = []
 
-    def run_calibration(radios: dict[str, Any], settings: CalibrationSettings, *, progress=None, on_total=None):
+    def run_calibration(radios: dict[str, Any], settings: CalibrationSettings, *, progress=None, on_total=None,
+                        fit_link_abstraction=None):
         calls.append(tuple(radios))
         rate = numerology(settings.numerology).sample_rate_hz
         meta = {"radios": {n: r.identity() for n, r in radios.items()}, "settings": settings.as_dict(),
                 "rate_sps": rate, "settings_key": settings_key(settings, rate), "temperature_c": None}
-        results = {"twin": {"kappa_t": 0.01, "kappa_r": 0.01, "acir1_db": 30.0, "acir2_db": 40.0}}
-        return {"results": results, "raw": {"points": []}, "notes": [], "meta": meta}
+        return CalibrationRecord(twin=TwinParameters(kappa_t=0.01, kappa_r=0.01, acir1_db=30.0, acir2_db=40.0),
+                                 settings=settings, results={}, raw={"points": []}, notes=[], meta=meta)
 
     monkeypatch.setattr(calibration.session, "run_calibration", run_calibration)
     monkeypatch.setattr(calibration.report, "write_report", lambda record, out: {})
@@ -65,7 +67,7 @@ def pluto(name: str, serial: str | None, uri: str = "ip:192.168.2.1") -> PlutoRa
 
 
 def reuse(radios: dict[str, Any], store: Store, settings: CalibrationSettings | None = None,
-          max_age_s: float | None = DAY_S) -> tuple[dict[str, Any], bool]:
+          max_age_s: float | None = DAY_S) -> tuple[CalibrationRecord, CalibrationChoice]:
     return calibrate_or_reuse(list(radios), radios, store, settings or CalibrationSettings(), recalibrate=False,
                               max_age_s=max_age_s, out_dir=None, show_progress=False)
 
@@ -111,9 +113,9 @@ def test_a_remote_radio_is_identified_by_the_servers_radio_not_the_session_or_ad
 
 
 def test_depth_of_the_default_and_quick_settings():
-    assert calibration_depth(_settings(False, None).as_dict()) == "full"
-    assert calibration_depth(_settings(False, 2.44e9).as_dict()) == "full"    # the carrier is not depth
-    assert calibration_depth(_settings(True, None).as_dict()) == "quick"
+    assert calibration_depth(CalibrationSettings.at_depth().as_dict()) == "full"
+    assert calibration_depth(CalibrationSettings.at_depth(lo_hz=2.44e9).as_dict()) == "full"    # the carrier is not depth
+    assert calibration_depth(CalibrationSettings.at_depth(quick=True).as_dict()) == "quick"
     assert calibration_depth(CalibrationSettings(slots_per_point=2).as_dict()) == "custom"
 
 
@@ -121,57 +123,57 @@ def test_depth_of_the_default_and_quick_settings():
 
 def test_the_same_simulated_radios_reuse_and_other_front_ends_do_not(tmp_path, stand_in_calibration, capsys):
     with Store(tmp_path / "s.sqlite") as store:
-        first, reused = reuse(open_sims(), store)
-        assert not reused and stand_in_calibration == [("sim0", "sim1")]
-        assert first["meta"]["depth"] == "full"
-        assert store.calibration(first["id"]).identity_keys == keys(open_sims())
+        first, choice = reuse(open_sims(), store)
+        assert not choice.reused and stand_in_calibration == [("sim0", "sim1")]
+        assert first.meta["depth"] == "full"
+        assert store.calibration(first.id).identity_keys == keys(open_sims())
 
-        again, reused = reuse(open_sims(), store)
-        assert reused and again["id"] == first["id"] and len(stand_in_calibration) == 1
-        message = again["reuse"]["message"]
+        again, choice = reuse(open_sims(), store)
+        assert choice.reused and again.id == first.id and len(stand_in_calibration) == 1
+        message = choice.message
         sim0_id = keys(open_sims())["sim0"][:8]
-        assert message.startswith(f"reusing calibration {first['id']} (")
+        assert message.startswith(f"reusing calibration {first.id} (")
         assert f"sim0 [id {sim0_id}]" in message and "full depth" in message
         assert message in capsys.readouterr().err
 
-        other, reused = reuse(open_sims({"radios": {"sim0": {"tx_evm": 0.05}}}), store)
-        assert not reused and other["id"] != first["id"] and len(stand_in_calibration) == 2
-        assert other["reuse"]["skipped"] == [
-            f"skipped calibration {first['id']} (0 min old): sim0 is not the radio it measured "
+        other, choice = reuse(open_sims({"radios": {"sim0": {"tx_evm": 0.05}}}), store)
+        assert not choice.reused and other.id != first.id and len(stand_in_calibration) == 2
+        assert choice.skipped == [
+            f"skipped calibration {first.id} (0 min old): sim0 is not the radio it measured "
             f"(id {sim0_id}, now {keys(open_sims({'radios': {'sim0': {'tx_evm': 0.05}}}))['sim0'][:8]})"]
         # The newest record is of the other front end; the default radios still find theirs behind it.
-        back, reused = reuse(open_sims(), store)
-        assert reused and back["id"] == first["id"]
-        assert back["reuse"]["skipped"][0].startswith(f"skipped calibration {other['id']} ")
+        back, choice = reuse(open_sims(), store)
+        assert choice.reused and back.id == first.id
+        assert choice.skipped[0].startswith(f"skipped calibration {other.id} ")
 
 
 def test_a_pluto_with_another_serial_under_the_same_name_does_not_reuse(tmp_path, stand_in_calibration):
     with Store(tmp_path / "s.sqlite") as store:
         first, _ = reuse({"pluto0": pluto("pluto0", "aaaa0001"), "pluto1": pluto("pluto1", "bbbb0002")}, store)
-        moved, reused = reuse({"pluto0": pluto("pluto0", "aaaa0001", uri="usb:1.4.5"),
+        moved, choice = reuse({"pluto0": pluto("pluto0", "aaaa0001", uri="usb:1.4.5"),
                                "pluto1": pluto("pluto1", "bbbb0002")}, store)
-        assert reused and moved["id"] == first["id"]
-        swapped, reused = reuse({"pluto0": pluto("pluto0", "cccc0003"), "pluto1": pluto("pluto1", "bbbb0002")},
+        assert choice.reused and moved.id == first.id
+        swapped, choice = reuse({"pluto0": pluto("pluto0", "cccc0003"), "pluto1": pluto("pluto1", "bbbb0002")},
                                 store)
-        assert not reused and swapped["id"] != first["id"]
-        assert "pluto0 is not the radio it measured" in swapped["reuse"]["skipped"][0]
-        assert "pluto1" not in swapped["reuse"]["skipped"][0]
-        unknown, reused = reuse({"pluto0": pluto("pluto0", None), "pluto1": pluto("pluto1", "bbbb0002")}, store)
-        assert not reused and "pluto0 cannot be identified" in unknown["reuse"]["message"]
+        assert not choice.reused and swapped.id != first.id
+        assert "pluto0 is not the radio it measured" in choice.skipped[0]
+        assert "pluto1" not in choice.skipped[0]
+        unknown, choice = reuse({"pluto0": pluto("pluto0", None), "pluto1": pluto("pluto1", "bbbb0002")}, store)
+        assert not choice.reused and "pluto0 cannot be identified" in choice.message
         # ... and its record is not reused either, even by the same unidentified radio.
-        _, reused = reuse({"pluto0": pluto("pluto0", None), "pluto1": pluto("pluto1", "bbbb0002")}, store)
-        assert not reused and len(stand_in_calibration) == 4
+        _, choice = reuse({"pluto0": pluto("pluto0", None), "pluto1": pluto("pluto1", "bbbb0002")}, store)
+        assert not choice.reused and len(stand_in_calibration) == 4
 
 
 def test_a_quick_record_is_not_reused_for_a_full_depth_request(tmp_path, stand_in_calibration):
     with Store(tmp_path / "s.sqlite") as store:
-        quick, _ = reuse(open_sims(), store, settings=_settings(True, None))
-        assert quick["meta"]["depth"] == "quick"
-        again, reused = reuse(open_sims(), store, settings=_settings(True, None))
-        assert reused and again["id"] == quick["id"]
-        full, reused = reuse(open_sims(), store)
-        assert not reused and full["id"] != quick["id"]
-        assert full["reuse"]["skipped"] == [f"skipped calibration {quick['id']} (0 min old): a quick calibration; "
+        quick, _ = reuse(open_sims(), store, settings=CalibrationSettings.at_depth(quick=True))
+        assert quick.meta["depth"] == "quick"
+        again, choice = reuse(open_sims(), store, settings=CalibrationSettings.at_depth(quick=True))
+        assert choice.reused and again.id == quick.id
+        full, choice = reuse(open_sims(), store)
+        assert not choice.reused and full.id != quick.id
+        assert choice.skipped == [f"skipped calibration {quick.id} (0 min old): a quick calibration; "
                                             f"this needs full depth"]
 
 
@@ -182,13 +184,13 @@ def test_other_gains_or_an_old_record_are_not_reused(tmp_path, stand_in_calibrat
         first, _ = reuse(open_sims(), store)
         louder = open_sims()
         louder["sim0"].configure(tx_gain_db=-3.0)
-        other, reused = reuse(louder, store)
-        assert not reused and "other gains" in other["reuse"]["skipped"][0]
-        legacy = store.add_calibration(["sim0", "sim1"], first["meta"]["settings_key"], first["results"], {},
-                                       meta=first["meta"])
-        newest, reused = reuse(open_sims(), store)
-        assert reused and newest["id"] == first["id"]
-        assert newest["reuse"]["skipped"][0] == (f"skipped calibration {legacy} (0 min old): made before radio "
+        other, choice = reuse(louder, store)
+        assert not choice.reused and "other gains" in choice.skipped[0]
+        legacy = store.add_calibration(["sim0", "sim1"], first.meta["settings_key"], first.stored_results(), {},
+                                       meta=first.meta)
+        newest, choice = reuse(open_sims(), store)
+        assert choice.reused and newest.id == first.id
+        assert choice.skipped[0] == (f"skipped calibration {legacy} (0 min old): made before radio "
                                                  f"identities were recorded, so which units it measured is unknown")
-        _, reused = reuse(open_sims(), store, max_age_s=0.0)
-        assert not reused
+        _, choice = reuse(open_sims(), store, max_age_s=0.0)
+        assert not choice.reused

@@ -31,36 +31,36 @@ R12, R34, R56 = range(3)
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    """sim0 and sim1 on one simulated air (seed 0), and a quick calibration of them (the record's results)."""
+    """sim0 and sim1 on one simulated air (seed 0), and a quick calibration of them (the record)."""
     from calibration.session import run_calibration
-    from testbed.cmd_calibrate import _settings
+    from calibration.settings import CalibrationSettings
 
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("TESTBED_CONFIG", raising=False)
         mp.chdir(tmp_path_factory.mktemp("ota"))
         cfg = load_config(None, None)
         with open_radios([AP, DEVICE], cfg, seed=0) as radios:
-            record = run_calibration(radios, _settings(True, None))
-            yield radios, record["results"]
+            record = run_calibration(radios, CalibrationSettings.at_depth(quick=True))
+            yield radios, record
 
 
-def _snr_ref_db(results) -> float:
-    return -10 * math.log10(results["kappa"]["noise_term"][f"{AP}->{DEVICE}"])
+def _snr_ref_db(record) -> float:
+    return -10 * math.log10(record.results["kappa"]["noise_term"][f"{AP}->{DEVICE}"])
 
 
-def _capped_sinr_db(results) -> float:
+def _capped_sinr_db(record) -> float:
     """The SINR the calibration predicts for a link at full digital power (u = 1): receiver noise plus TX and RX
     distortion and the TX floor of the fitted EVM model. A lone 3-RB link is far below the PA's compression, so
     the compression term is left out."""
-    k = results["kappa"]
+    k = record.results["kappa"]
     evm2 = (k["kappa_t"][AP]["value"] ** 2 + k["kappa_r"][DEVICE]["value"] ** 2
             + k["noise_term"][f"{AP}->{DEVICE}"] + k["tx_floor_term"][AP])
     return -10 * math.log10(evm2)
 
 
 def _network(rig, config: DTNConfig = ONE_AP, **kwargs) -> OtaNetwork:
-    radios, results = rig
-    return OtaNetwork(config, radios, [AP], DEVICE, {AP: _snr_ref_db(results)}, **kwargs)
+    radios, record = rig
+    return OtaNetwork(config, radios, [AP], DEVICE, {AP: _snr_ref_db(record)}, **kwargs)
 
 
 def _set_twin_snr(net: OtaNetwork, snr_db: list[float]) -> None:
@@ -100,7 +100,7 @@ def test_links_follow_the_twin_snr_within_the_radio_range_and_rewards_are_goodpu
     leakage it hears: measured within 3 dB, QPSK 1/2 decodes), -5 dB with 64QAM 5/6 (nothing decodes, goodput 0). The slot reward is the sum of the links'
     goodputs, each the twin's nominal MCS rate times the fraction of blocks delivered; RRB r sits on RBs
     [3r, 3r + 3) of the AP radio's plan with the link's modulation and code rate."""
-    radios, results = rig
+    radios, record = rig
     slots = _capture_run_slot(monkeypatch)
     net = _network(rig)
     net.reset(11)
@@ -112,10 +112,10 @@ def test_links_follow_the_twin_snr_within_the_radio_range_and_rewards_are_goodpu
     measured = {t["link"]: t["measured"] for t in net.transitions}
     assert sorted(measured) == [0, 1, 2]
     high, mid, low = measured[0], measured[1], measured[2]
-    cap = _capped_sinr_db(results)
+    cap = _capped_sinr_db(record)
     assert high["capped"] is True and not mid["capped"] and not low["capped"]
     assert abs(high["sinr_db"] - cap) < 3.0, (high["sinr_db"], cap)
-    assert high["sinr_db"] < _snr_ref_db(results) + 1.0
+    assert high["sinr_db"] < _snr_ref_db(record) + 1.0
     assert abs(mid["sinr_db"] - 15.0) < 3.0, mid["sinr_db"]
     assert low["sinr_db"] < 0.0
     assert high["bler"] == 0.0 and high["delivered_bits"] > 0
@@ -151,12 +151,12 @@ def test_links_follow_the_twin_snr_within_the_radio_range_and_rewards_are_goodpu
 def test_links_inside_the_range_are_measured_at_the_twin_snr_plus_the_calibrated_distortion(rig):
     """Three links at twin SNR 12 dB each (digital power well inside the radio's range): each is measured within
     1.5 dB of 12 dB combined with the calibrated distortion floor (SINR^-1 = SNR^-1 + cap^-1), none capped."""
-    _, results = rig
+    _, record = rig
     net = _network(rig)
     net.reset(4)
     _set_twin_snr(net, [12.0, 12.0, 12.0])
     net.step(_actions(net, [(BPSK, R12)] * 3))
-    expected = -10 * math.log10(10 ** (-12.0 / 10) + 10 ** (-_capped_sinr_db(results) / 10))
+    expected = -10 * math.log10(10 ** (-12.0 / 10) + 10 ** (-_capped_sinr_db(record) / 10))
     assert len(net.transitions) == 3
     for t in net.transitions:
         assert t["measured"]["capped"] is False
@@ -244,16 +244,16 @@ def _configured_path_loss(air) -> float:
 def test_phi_state_round_trips_and_bad_mappings_are_refused(rig):
     """measured_phi is None before any evidence; the running estimate and slot counter survive state_dict();
     a plan that does not fit the carrier, a device radio that is also an AP, or a radio not open are refused."""
-    radios, results = rig
+    radios, record = rig
     net = _network(rig)
     assert net.measured_phi() is None
-    net._phi_num, net._phi_den, net._slot_counter = 3.0, 2.0, 7
+    net.load_state_dict({"phi": (3.0, 2.0), "slot_counter": 7})
     assert net.measured_phi() == pytest.approx(0.5 * 3.0 / (0.5 * 2.0) - 1.0)
     other = _network(rig)
     other.load_state_dict(net.state_dict())
     assert other.measured_phi() == pytest.approx(net.measured_phi())
     assert other.state_dict()["slot_counter"] == 7
-    ref = {AP: _snr_ref_db(results)}
+    ref = {AP: _snr_ref_db(record)}
     with pytest.raises(ValueError, match="do not fit"):
         OtaNetwork(DTNConfig(num_aps=1, num_devices=3, num_rrbs=9), radios, [AP], DEVICE, ref)
     with pytest.raises(ValueError, match="cannot also be an AP"):
@@ -271,11 +271,11 @@ def test_a_colocated_capped_twin_predicts_weak_links_beside_strong_ones_and_the_
     within 1 dB (median)."""
     from twin.calibration_record import from_calibration
 
-    radios, results = rig
-    base = from_calibration(results["twin"], DTNConfig(num_aps=2, num_devices=4, num_rrbs=4, slots_per_episode=6,
+    radios, record = rig
+    base = from_calibration(record, DTNConfig(num_aps=2, num_devices=4, num_rrbs=4, slots_per_episode=6,
                                                        shadowing=False, fading=False))
     error = {}
-    for view, config in (("colocated", base.with_updates(interference="colocated", max_snr_db=_snr_ref_db(results))),
+    for view, config in (("colocated", base.with_updates(interference="colocated", max_snr_db=_snr_ref_db(record))),
                          ("geometric", base)):
         net = _network(rig, config)
         net.reset(3)

@@ -19,10 +19,11 @@ import torch
 from agents.baselines import WMMSEPolicy
 from testbed.inventory import load_config, open_radios
 from testbed.ota import OtaInterrupted
-from testbed.ota_hetnet import HetNetOta, choose_mcs, evaluate_over_the_air, predict_round_sinr, rounds
+from testbed.ota_hetnet import HetNetOta, evaluate_over_the_air, predict_round_sinr, rounds
 from twin.config import CODE_RATES, MODULATION_NAMES, MODULATION_ORDERS, DTNConfig
 from twin.hetnet import HetNetConfig, jain_index
 from twin.link import packet_error_rate
+from twin.mcs import choose_mcs
 
 AP, DEVICE = "sim0", "sim1"
 SMALL = HetNetConfig(num_small_cells=2, num_ues=8, num_subchannels=4, slots_per_episode=3)
@@ -81,16 +82,15 @@ def test_round_sinr_is_the_colocated_model_by_hand():
 def rig(tmp_path_factory):
     """sim0 (AP) and sim1 (device) on one simulated air, with a quick calibration of them."""
     from calibration.session import run_calibration
-    from testbed.cmd_calibrate import _settings
+    from calibration.settings import CalibrationSettings
     from twin.calibration_record import from_calibration
 
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("TESTBED_CONFIG", raising=False)
         mp.chdir(tmp_path_factory.mktemp("ota_hetnet"))
         with open_radios([AP, DEVICE], load_config(None, None), seed=0) as radios:
-            results = run_calibration(radios, _settings(True, None))["results"]
-            snr_ref = {AP: -10 * math.log10(results["kappa"]["noise_term"][f"{AP}->{DEVICE}"])}
-            yield radios, from_calibration(results["twin"], DTNConfig()), snr_ref
+            record = run_calibration(radios, CalibrationSettings.at_depth(quick=True))
+            yield radios, from_calibration(record, DTNConfig()), record.snr_reference_db([AP], DEVICE)
 
 
 def _ota(rig, **kwargs) -> HetNetOta:

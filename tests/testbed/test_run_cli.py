@@ -258,7 +258,7 @@ def test_resume_drops_the_stored_experiences_of_an_episode_without_checkpoint(la
     """An OTA run dies after episode 2's experiences are stored but before its checkpoint: the store is ahead of
     the checkpoint. ``--resume`` drops them and replays episode 2: in the end the store holds each link-slot
     once, as many as the replay memory's physical transitions, and metrics one line per episode."""
-    from agents.dqn import ContinualTrainer
+    from agents.continual import ContinualTrainer
 
     real = ContinualTrainer.save_checkpoint
 
@@ -297,7 +297,7 @@ def test_a_run_that_dies_in_its_first_episode_resumes_from_the_start_keeping_non
     """The first attempt dies after episode 1's experiences are stored, before that episode's checkpoint: the
     directory holds a run (checkpointed at episode 0), so the same command is refused and ``--resume`` starts
     from episode 1 again; the store ends with the new attempt's rows only."""
-    from agents.dqn import ContinualTrainer
+    from agents.continual import ContinualTrainer
 
     real = ContinualTrainer.save_checkpoint
 
@@ -444,23 +444,23 @@ def test_hetnet_run_resumed_from_its_checkpoint_trains_the_same_policy(lab, tmp_
     same policy, bit for bit, as a run that was never interrupted; its metrics hold each episode once."""
     import torch
 
-    import testbed.cmd_run_hetnet as hetnet_module
+    from testbed.controller import HetNetController
 
     monkeypatch.chdir(tmp_path)
     common = ("--radios", RADIOS, "--policy", "maddqn-dmaddpg", "--episodes", "3", "--eval-episodes", "0",
               "--store", str(lab.store), "--json")
     code, _, err = invoke("run", *common, "--run-dir", str(tmp_path / "hetnet-straight"))
     assert code == 0, err
-    save = hetnet_module._save_checkpoint
+    save = HetNetController.save_checkpoint
 
     def save_then_die(*args):
         save(*args)
         raise RuntimeError("killed after the first checkpoint")
 
-    monkeypatch.setattr(hetnet_module, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(HetNetController, "save_checkpoint", save_then_die)
     with pytest.raises(RuntimeError, match="killed"):
         invoke("run", *common, "--run-dir", str(tmp_path / "hetnet-killed"))
-    monkeypatch.setattr(hetnet_module, "_save_checkpoint", save)
+    monkeypatch.setattr(HetNetController, "save_checkpoint", save)
     run_id = json.loads((tmp_path / "hetnet-killed" / "config.json").read_text())["run_id"]
     assert run_row(lab.store, run_id)["status"] == "failed"
     code, out, err = invoke("run", "--resume", str(tmp_path / "hetnet-killed"), "--store", str(lab.store), "--json")
@@ -771,13 +771,13 @@ def test_a_hetnet_summary_gives_each_policy_its_episodes_ota_throughput(hetnet_r
 
 def test_hetnet_episode_throughputs_are_each_episodes_slot_mean_of_the_ue_sum():
     """Per-episode ota_throughput_mbps from the UE-slot records: per seed, the sum over its UE-slots / its slots."""
-    from testbed.cmd_run_hetnet import _episode_throughputs
+    from testbed.controller import episode_throughputs
 
     records = [{"policy": label, "seed": seed, "ota_throughput_mbps": value}
                for label, seed, values in (("a", 7, [1.0, 2.0, 0.0, 3.0]), ("a", 8, [0.5] * 4),
                                            ("b", 7, [0.0] * 4), ("b", 8, [4.0, 0.0, 0.0, 0.0]))
                for value in values]
-    assert _episode_throughputs(records, [7, 8], slots=2) == {"a": [3.0, 1.0], "b": [0.0, 2.0]}
+    assert episode_throughputs(records, [7, 8], slots=2) == {"a": [3.0, 1.0], "b": [0.0, 2.0]}
 
 
 @pytest.mark.parametrize("fixture", ["ota_run", "hetnet_run"])
@@ -786,8 +786,7 @@ def test_eval_on_other_radios_calibrates_at_the_run_carrier(request, lab, tmp_pa
     (config.json lo_hz; a run recorded without one: its calibration's), not at the default carrier."""
     import shutil
 
-    import testbed.cmd_calibrate as cmd_calibrate
-    import testbed.cmd_run as cmd_run
+    import testbed.controller as controller
 
     run_dir, _ = request.getfixturevalue(fixture)
     copied = tmp_path / "copied"
@@ -807,8 +806,7 @@ def test_eval_on_other_radios_calibrates_at_the_run_carrier(request, lab, tmp_pa
         asked.append(settings.lo_hz)
         raise RuntimeError("stop before calibrating")
 
-    monkeypatch.setattr(cmd_calibrate, "calibrate_or_reuse", calibrate_or_reuse)
-    monkeypatch.setattr(cmd_run, "calibrate_or_reuse", calibrate_or_reuse)
+    monkeypatch.setattr(controller, "calibrate_or_reuse", calibrate_or_reuse)
     with pytest.raises(RuntimeError, match="stop before calibrating"):
         invoke("eval", "--run", str(copied), "--radios", "sim1,sim0", "--store", str(tmp_path / "s.sqlite"))
     assert asked == [2.42e9]

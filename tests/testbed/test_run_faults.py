@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import testbed.cmd_run as cmd_run
+import testbed.controller as controller
 from testbed.cli import main
 from testbed.store import Store
 
@@ -22,7 +22,7 @@ faults = {{disconnect_after = {after}, down_for = 3}}
 def test_radio_outage_is_ridden_out_in_the_twin(tmp_path, monkeypatch):
     """sim1 disconnects during an OTA episode and comes back after 3 refused calls: the episode in flight is
     replayed in the twin (no half episode in the metrics or the store), later OTA episodes run again."""
-    monkeypatch.setattr(cmd_run, "RETRY_FIRST_S", 0.0)
+    monkeypatch.setattr(controller, "RETRY_FIRST_S", 0.0)
     store_path = tmp_path / "store.sqlite"
     runner = CliRunner()
     # Full depth: a run never reuses a --quick record.

@@ -14,7 +14,8 @@ import statistics
 import pytest
 import torch
 
-from calibration.session import CalibrationSettings, run_calibration
+from calibration.settings import CalibrationSettings
+from calibration.session import run_calibration
 from radio.guard import TxGuard
 from radio.ofdm import Link, SlotPlan, run_slot
 from radio.ofdm.link import configure_radios
@@ -43,8 +44,8 @@ def calibrated():
 
 def test_calibrated_twin_predicts_measured_sinr_within_one_db(calibrated):
     radios, record = calibrated
-    results = record["results"]
-    config = from_calibration(results["twin"], DTNConfig(num_aps=2, num_rrbs=8))
+    results = record.results
+    config = from_calibration(record, DTNConfig(num_aps=2, num_rrbs=8))
     snr_ref_db = -10 * math.log10(results["kappa"]["noise_term"]["sim0->sim1"])
     noise_w = config.noise_power_w
     generator = torch.Generator().manual_seed(3)
@@ -108,7 +109,7 @@ def _weak_link_sinr_db(config: DTNConfig, snr_ref_db: float) -> torch.Tensor:
 
 def test_twin_predicts_weak_links_between_strong_neighbours_on_fresh_noise(calibrated):
     radios, record = calibrated
-    results = record["results"]
+    results = record.results
     # Same units, fresh noise: the air's seed also draws each radio's ppm (and its LO-leakage phase, which only
     # touches the unused DC subcarrier), so the calibrated radios' ppm are carried over explicitly; everything a
     # new seed changes besides is a noise or distortion realisation.
@@ -133,7 +134,7 @@ def test_twin_predicts_weak_links_between_strong_neighbours_on_fresh_noise(calib
             r.close()
     measured_db = statistics.fmean(measured)
 
-    config = from_calibration(results["twin"], DTNConfig(num_aps=2, num_rrbs=8, interference="colocated"))
+    config = from_calibration(record, DTNConfig(num_aps=2, num_rrbs=8, interference="colocated"))
     snr_ref_db = -10 * math.log10(results["kappa"]["noise_term"]["sim0->sim1"])
     predicted = _weak_link_sinr_db(config, snr_ref_db)
     predicted_db = float(predicted[list(SANDWICHED)].mean())
@@ -146,7 +147,7 @@ def test_twin_predicts_weak_links_between_strong_neighbours_on_fresh_noise(calib
     kappa2 = config.kappa_t ** 2 + config.kappa_r ** 2
     hwi = kappa2 * weak
     total = weak / 10 ** (predicted_db / 10)
-    leak1 = [v for p in record["raw"]["points"] if p.get("sweep") == "leakage"
+    leak1 = [v for p in record.raw["points"] if p.get("sweep") == "leakage"
              for k, v in p["leak"].items() if abs(int(k)) == 1]
     acir1_halfwidth_db = 10 * math.log10(1 + 1.96 * statistics.stdev(leak1) / math.sqrt(len(leak1))
                                          / statistics.fmean(leak1))

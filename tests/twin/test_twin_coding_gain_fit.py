@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+from calibration.record import TwinParameters
+
 from twin import DTNConfig, fit_coding_gain, from_calibration
 from twin.link import packet_error_rate
 
@@ -26,6 +28,11 @@ def _synthetic_blocks(gains: tuple[float, ...], seed: int = 0) -> list[dict]:
     return rows
 
 
+def measured(values: dict) -> TwinParameters:
+    """Twin parameters as a calibration record carries them."""
+    return TwinParameters.from_mapping(values)
+
+
 def test_fit_recovers_the_gains_that_generated_the_blocks():
     truth = (10.0, 6.5, 4.0)
     gains, details = fit_coding_gain(_synthetic_blocks(truth))
@@ -42,6 +49,6 @@ def test_rates_without_blocks_keep_the_config_gain_and_bad_records_are_refused()
     assert gains[1] == pytest.approx(6.0, abs=0.4)
     assert list(details) == ["3/4"]
     record = {"kappa_t": 0.02, "kappa_r": 0.01, "acir1_db": 35.0, "acir2_db": 48.0}
-    assert from_calibration({**record, "coding_gain_db": list(gains)}).coding_gain_db == gains
+    assert from_calibration(measured({**record, "coding_gain_db": list(gains)})).coding_gain_db == gains
     with pytest.raises(ValueError, match="coding_gain_db"):
-        from_calibration({**record, "coding_gain_db": [1.0, 2.0]})
+        from_calibration(measured({**record, "coding_gain_db": [1.0, 2.0]}))

@@ -4,6 +4,8 @@
 import pytest
 import torch
 
+from calibration.record import TwinParameters
+
 from twin import (AnalyticPhysical, DTNConfig, LinkAdaptationNetwork, PhysicalNetwork, decode_action, encode_action,
                   from_calibration)
 from twin.config import geometric_power_levels_dbm
@@ -17,6 +19,11 @@ def _run(env, seed=0, steps=5, action_seed=1):
         action = torch.randint(0, env.num_actions, (env.batch_size, env.num_links), generator=gen)
         results.append(env.step(action))
     return obs, results
+
+
+def measured(values: dict) -> TwinParameters:
+    """Twin parameters as a calibration record carries them."""
+    return TwinParameters.from_mapping(values)
 
 
 def test_config_defaults_and_action_space():
@@ -168,26 +175,26 @@ def test_env_requires_reset():
 def test_from_calibration_maps_keys_and_validates():
     record = {"kappa_t": 0.08, "kappa_r": 0.03, "acir1_db": 28.0, "acir2_db": 41.0, "phi_aci": 0.3,
               "phi_hwi": 0.1, "phi": 0.2, "radios": ["sim0", "sim1"]}
-    cfg = from_calibration(record, DTNConfig(num_devices=8))
+    cfg = from_calibration(measured(record), DTNConfig(num_devices=8))
     assert (cfg.kappa_t, cfg.kappa_r, cfg.acir1_db, cfg.acir2_db) == (0.08, 0.03, 28.0, 41.0)
     assert (cfg.phi_aci, cfg.phi_hwi, cfg.phi, cfg.num_devices) == (0.3, 0.1, 0.2, 8)
-    joint_only = from_calibration({"kappa_t": 0.05, "kappa_r": 0.05, "acir1_db": 30, "acir2_db": 45, "phi": 0.25})
+    joint_only = from_calibration(measured({"kappa_t": 0.05, "kappa_r": 0.05, "acir1_db": 30, "acir2_db": 45, "phi": 0.25}))
     assert joint_only.phi_aci == joint_only.phi_hwi == 0.25
-    minimal = from_calibration({"kappa_t": 0.05, "kappa_r": 0.05, "acir1_db": 30, "acir2_db": 45})
+    minimal = from_calibration(measured({"kappa_t": 0.05, "kappa_r": 0.05, "acir1_db": 30, "acir2_db": 45}))
     assert minimal.phi_aci == minimal.phi_hwi == 0.0
     with pytest.raises(KeyError, match="acir2_db"):
-        from_calibration({"kappa_t": 0.05, "kappa_r": 0.05, "acir1_db": 30})
+        from_calibration(measured({"kappa_t": 0.05, "kappa_r": 0.05, "acir1_db": 30}))
     with pytest.raises(ValueError, match="kappa_t"):
-        from_calibration({"kappa_t": 5.0, "kappa_r": 0.05, "acir1_db": 30, "acir2_db": 45})
+        from_calibration(measured({"kappa_t": 5.0, "kappa_r": 0.05, "acir1_db": 30, "acir2_db": 45}))
     with pytest.raises(ValueError, match="phi_aci"):
-        from_calibration({"kappa_t": 0.05, "kappa_r": 0.05, "acir1_db": 30, "acir2_db": 45, "phi_aci": -1.5})
+        from_calibration(measured({"kappa_t": 0.05, "kappa_r": 0.05, "acir1_db": 30, "acir2_db": 45, "phi_aci": -1.5}))
 
 
 def test_calibrated_twin_reproduces_the_deviated_physical_network():
     # A calibration that measured phi = 0.4 on the analytic physical network makes the twin exact.
     physical = AnalyticPhysical(0.4, DTNConfig(), batch_size=4, dtype=torch.float64)
-    calibrated = LinkAdaptationNetwork(from_calibration({"kappa_t": 0.05, "kappa_r": 0.05, "acir1_db": 30.0,
-                                                         "acir2_db": 45.0, "phi": 0.4}), batch_size=4,
+    calibrated = LinkAdaptationNetwork(from_calibration(measured({"kappa_t": 0.05, "kappa_r": 0.05, "acir1_db": 30.0,
+                                                         "acir2_db": 45.0, "phi": 0.4})), batch_size=4,
                                        dtype=torch.float64)
     _, a = _run(physical, seed=9)
     _, b = _run(calibrated, seed=9)

@@ -11,7 +11,7 @@ from agents.marl import (DQNDDDPGPolicy, CompiledMADDQNDMADDPGPolicy, MADDPGPoli
 from agents.marl.common import (UserAttention, block_from_offset, clipped_double_q_target, double_q_target,
                                 feature_size, linear_epsilon, local_features)
 from agents.marl.qmix import MonotonicMixer
-from agents.policy import load_policy
+from agents.registry import load_policy
 from twin import HetNetConfig, HetNetwork
 
 CONFIG = HetNetConfig(num_small_cells=2, num_ues=6, num_subchannels=4, slots_per_episode=5)

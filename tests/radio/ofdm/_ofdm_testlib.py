@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from radio.ofdm.channels import awgn
+from tests.helpers.channels import awgn
 from radio.ofdm.slot import TxSlot
 
 REPO = Path(__file__).resolve().parents[3]

@@ -179,7 +179,7 @@ def test_a_slot_at_the_wrong_integer_cfo_is_not_acquired():
     """The narrow search (+-1 SCS) cannot reach a 4 SCS offset; the acquisition test must reject what it finds
     there (a ZC preamble shifted by whole bins correlates well at a shifted time) as "no sync"."""
     from radio.ofdm import build_slot
-    from radio.ofdm.channels import awgn, frequency_offset
+    from tests.helpers.channels import awgn, frequency_offset
     plan = SlotPlan("lte5", (Link("a", tuple(range(25)), "16qam", "3/4"),))
     tx = build_slot(plan, 0)
     x = np.tile(tx.waveform.astype(np.complex128), 2)

@@ -13,7 +13,7 @@ import pytest
 
 from _ofdm_testlib import cyclic_rx, snr_at_bler
 from radio.ofdm import Link, SlotPlan, build_slot, receive_slot
-from radio.ofdm.fec import CODE_RATES, _torch_threads
+from radio.ofdm.fec import CODE_RATES, torch_threads
 from radio.ofdm.modulation import MODULATIONS
 from radio.ofdm.slot import geometry
 
@@ -63,7 +63,7 @@ def sionna_chain(layout):
 
     def run(snr_db: float) -> tuple[int, int]:
         # One torch thread, as the link's own decoder uses (small batches; fair timing on a busy machine).
-        with torch.no_grad(), _torch_threads(1):
+        with torch.no_grad(), torch_threads(1):
             u = torch.randint(0, 2, (BLOCKS_PER_POINT, layout.k)).float()
             no = torch.tensor(10 ** (-snr_db / 10))
             x = mapper(encoder(u))

@@ -10,9 +10,10 @@ import pytest
 from _ofdm_testlib import shared_data_dir
 from radio.errors import RecordingError
 from radio.ofdm.cellsearch import (
-    analyze_recording, lte_cell_search, nr_cell_search, read_sigmf, resample, synth_lte_downlink, synth_nr_ssb,
+    analyze_recording, lte_cell_search, nr_cell_search, resample, synth_lte_downlink, synth_nr_ssb,
 )
-from radio.ofdm.channels import awgn, frequency_offset
+from radio.recording import read_sigmf
+from tests.helpers.channels import awgn, frequency_offset
 from radio.ofdm.sequences import lte_sss, nr_sss
 
 SHARED = shared_data_dir() / "lte_dl_6prb_pci1_1.92Msps.sigmf-meta"

@@ -18,10 +18,10 @@ from click.testing import CliRunner
 
 from radio.ofdm.cellsearch import (
     LTE_MIN_SAMPLES, NoCellFound, analyze_recording, lte_cell_search, nr_cell_search, pss_tail, pss_threshold,
-    read_sigmf, sss_threshold, synth_lte_downlink, synth_nr_ssb,
+    sss_threshold, synth_lte_downlink, synth_nr_ssb,
 )
-from radio.ofdm.channels import awgn, frequency_offset
-from radio.recording import write_sigmf
+from tests.helpers.channels import awgn, frequency_offset
+from radio.recording import read_sigmf, write_sigmf
 from testbed.cmd_analyze import analyze
 
 
@@ -198,7 +198,7 @@ def test_shared_recording_and_its_5ms_cuts_give_cell_1(lte_recording, tmp_path):
     # The first half-frame holds subframe 0's SSS/PSS; the second holds subframe 5's, so the frame starts 5 ms
     # before the cut.
     for start, frame_start in ((0, r["frame_start"]), (9600, (r["frame_start"] - 9600) % 19200)):
-        meta = _write(tmp_path, f"cut{start}", rec.samples[start:start + 9600], rec.sample_rate_hz)
+        meta = _write(tmp_path, f"cut{start}", rec.samples[start:start + 9600], rec.rate_sps)
         cut = analyze_recording(str(meta), rat="lte")
         assert (cut["status"], cut["cell_id"], cut["frame_start"]) == ("cell", 1, frame_start)
         assert cut["pss_windows"] == 1 and abs(cut["cfo_hz"] - r["cfo_hz"]) < 100

@@ -17,7 +17,7 @@ import pytest
 import scipy.linalg
 
 from radio.ofdm import Link, SlotPlan, build_slot
-from radio.ofdm.channels import frequency_offset, multipath, sample_clock_offset
+from tests.helpers.channels import frequency_offset, multipath, sample_clock_offset
 from radio.ofdm.receiver import (
     MAX_SCO_PPM, RIDGE, _dft_symbols, _estimate_link_channels, _plan_fit, _window_candidates, synchronise,
 )

@@ -9,7 +9,7 @@ import pytest
 
 from _ofdm_testlib import noise_rms_for_snr
 from radio.ofdm import Link, SlotPlan, build_slot, geometry, receive_slot
-from radio.ofdm.channels import awgn
+from tests.helpers.channels import awgn
 
 
 def _wiener_phase(n: int, std_per_symbol: float, samples_per_symbol: float, rng) -> np.ndarray:

@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from agents import repro_hetnet
+from testbed.repro import hetnet as repro_hetnet
 from testbed.cmd_repro import repro
 
 TINY = dataclasses.replace(repro_hetnet.QUICK, seeds=(0, 1), episodes=2, slots_per_episode=5, num_envs=1,

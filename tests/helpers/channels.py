@@ -1,4 +1,5 @@
-"""Numpy channel and front-end models for testing the PHY without a radio backend.
+"""Numpy channel and front-end models for testing the PHY without a radio backend (test helpers, moved out of
+``radio.ofdm``: no package code uses them).
 
 Every function takes complex baseband samples (shape ``[n]``) at ``fs`` samples/s and returns a new complex128
 array; random ones take a ``numpy.random.Generator``.

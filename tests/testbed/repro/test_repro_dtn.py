@@ -7,7 +7,7 @@ import json
 
 from click.testing import CliRunner
 
-from agents import repro_dtn
+from testbed.repro import dtn as repro_dtn
 from testbed.cmd_repro import repro
 
 TINY = dataclasses.replace(repro_dtn.QUICK, seeds=(0, 1), episodes=2, slots_per_episode=2, num_envs=1,

@@ -1,0 +1,1 @@
+"""Helpers shared by tests (and benchmarks) that are no part of the installed packages."""
