@@ -100,6 +100,8 @@ class RunController:
         """Record the run as interrupted (Ctrl-C twice) or failed (anything else) when the block raises."""
         try:
             yield
+        except RunInterrupted:
+            raise
         except KeyboardInterrupt:
             store.set_run_status(self.run.run_id, "interrupted")
             raise
@@ -584,7 +586,7 @@ class HetNetController(RunController):
                     history = train(learner, network, settings["episodes"], settings["num_envs"], seed,
                                     on_episode=on_episode, history=history)
             except _Stopped:
-                raise self.interrupted(store, len(history.returns) + 1) from None
+                raise self.interrupted(store, len(history.returns)) from None
         return history
 
 

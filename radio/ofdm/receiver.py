@@ -9,7 +9,11 @@ Per transmitter (one :class:`~radio.ofdm.slot.SlotPlan`) in a received buffer:
    the phase of ``P`` the CFO modulo 2 SCS; for each, one DFT of the first DMRS symbol is correlated with the
    known DMRS at every even bin shift of the range (circular shifts of one spectrum; the PN pilots, unlike a ZC
    preamble, have no shift that mimics a time shift), and the best candidate and shift give the coarse CFO, which
-   is removed. Then (and directly when the range is +-1 SCS) the buffer, band-filtered to the transmitter's RBs,
+   is removed. A slot that then fails the acquisition test (step 5), or passes it by less than
+   :data:`ROBUST_SEARCH_BELOW` times its threshold, while there is power on its RBs is searched once more
+   (``robust``): candidates also from the band with its power spectrum flattened, and the DMRS scored by the
+   phases of neighbouring pilots' products only, so that a stronger transmitter on the neighbouring RBs, which the
+   widened band takes in, holds neither the peaks nor the score; the slot with the larger statistic is kept. Then (and directly when the range is +-1 SCS) the buffer, band-filtered to the transmitter's RBs,
    is correlated with the known half; the slot starts where ``|c(t)| + |c(t + N/2)|`` peaks among the positions
    from which a whole slot fits in the buffer, and the phase of ``c(t + N/2) c(t)*`` gives the remaining CFO.
    CFO is removed from the whole buffer.
@@ -59,6 +63,7 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.fft
 import scipy.linalg
+import scipy.ndimage
 import scipy.stats
 
 from radio.ofdm.fec import decode_groups, encode_blocks
@@ -86,7 +91,13 @@ CFO_SEARCH_PPM = 50.0
 ends of their tolerance)."""
 
 COARSE_CANDIDATES = 3
-"""Timing candidates (peaks of the lag-N/2 autocorrelation) the coarse CFO search scores with the DMRS."""
+"""Timing candidates (peaks of the lag-N/2 autocorrelation) the coarse CFO search scores with the DMRS (the robust
+search adds as many from the whitened band)."""
+
+ROBUST_SEARCH_BELOW = 4.0
+"""A wide search whose slot's acquisition statistic is below this many times its threshold (a failed or marginal
+acquisition) while there is power on the transmitter's RBs is repeated with the robust coarse stage (module
+docstring, step 1); the slot with the larger statistic is kept."""
 
 SYNC_FALSE_ALARM = 1e-3
 """Probability that the acquisition test declares a slot acquired on white noise alone (per slot and plan)."""
@@ -482,7 +493,18 @@ def acquisition_statistic(y_full: np.ndarray, plan: SlotPlan) -> tuple[float, fl
     return statistic, acquisition_threshold(groups, max(dof, 1))
 
 
-def _coarse_cfo(raw: np.ndarray, spectrum: np.ndarray, plan: SlotPlan, max_cfo_scs: float) -> float:
+def _whitening(spectrum: np.ndarray, band: np.ndarray, bins_per_scs: int) -> np.ndarray:
+    """Weights ``1 / sqrt(S)`` over ``band`` (``S``: the buffer's power spectrum averaged over one subcarrier
+    spacing), which give every subcarrier of the band the same power."""
+    width = max(int(bins_per_scs), 1)
+    power = spectrum.real ** 2 + spectrum.imag ** 2
+    smooth = scipy.ndimage.uniform_filter1d(power, width, mode="wrap")
+    floor = max(float(np.mean(smooth[band])) * 1e-6, 1e-300) if np.any(band) else 1e-300
+    return np.where(band, 1.0 / np.sqrt(np.maximum(smooth, floor)), 0.0)
+
+
+def _coarse_cfo(raw: np.ndarray, spectrum: np.ndarray, plan: SlotPlan, max_cfo_scs: float,
+                robust: bool = False) -> float:
     """Coarse CFO (Hz) of ``plan``'s slot in ``raw`` within +-``max_cfo_scs`` subcarriers (module docstring,
     step 1): lag-N/2 autocorrelation of the band-filtered buffer for timing candidates and the CFO modulo 2 SCS,
     then the even bin shift whose DMRS correlate best. ``spectrum``: the ``size``-point DFT of ``raw``."""
@@ -493,24 +515,32 @@ def _coarse_cfo(raw: np.ndarray, spectrum: np.ndarray, plan: SlotPlan, max_cfo_s
     scs = fs / n
     cp0 = int(geo.cp[0])
     size = spectrum.size
-    x = scipy.fft.ifft(np.where(_band_mask(plan, size, max_cfo_scs + 2.0), spectrum, 0))[: raw.size]
-    # P(t) = sum_{i < N/2} x[t + i + N/2] x*[t + i]: its magnitude is the same at any CFO.
-    lagged = np.concatenate([[0.0], np.cumsum(x[half:] * np.conj(x[:-half]))])
-    energy = np.concatenate([[0.0], np.cumsum(x.real ** 2 + x.imag ** 2)])
+    band = _band_mask(plan, size, max_cfo_scs + 2.0)
     last = raw.size - geo.slot_length
     t = np.arange(cp0, last + cp0 + 1)
-    p = lagged[t + half] - lagged[t]
-    e1 = energy[t + half] - energy[t]
-    e2 = energy[t + n] - energy[t + half]
-    metric = (p.real ** 2 + p.imag ** 2) / np.maximum(e1 * e2, 1e-300)
-    starts, fractions = [], []
-    for _ in range(COARSE_CANDIDATES):
-        i = int(np.argmax(metric))
-        if metric[i] <= 0:
-            break
-        starts.append(int(t[i]) - cp0)
-        fractions.append(float(np.angle(p[i])) * fs / (2.0 * np.pi * half))
-        metric[max(0, i - n):i + n] = -1.0
+    starts: list[int] = []
+    fractions: list[float] = []
+    # The band filtered as received, then with its power spectrum flattened: a stronger transmitter on the
+    # neighbouring RBs, which the widened band takes in, dominates the first and not the second.
+    for weights in ((band, _whitening(spectrum, band, size // n)) if robust else (band,)):
+        x = scipy.fft.ifft(np.where(band, spectrum * weights, 0))[: raw.size]
+        # P(t) = sum_{i < N/2} x[t + i + N/2] x*[t + i]: its magnitude is the same at any CFO.
+        lagged = np.concatenate([[0.0], np.cumsum(x[half:] * np.conj(x[:-half]))])
+        energy = np.concatenate([[0.0], np.cumsum(x.real ** 2 + x.imag ** 2)])
+        p = lagged[t + half] - lagged[t]
+        e1 = energy[t + half] - energy[t]
+        e2 = energy[t + n] - energy[t + half]
+        metric = (p.real ** 2 + p.imag ** 2) / np.maximum(e1 * e2, 1e-300)
+        for _ in range(COARSE_CANDIDATES):
+            i = int(np.argmax(metric))
+            if metric[i] <= 0:
+                break
+            start = int(t[i]) - cp0
+            metric[max(0, i - n):i + n] = -1.0
+            if any(abs(start - other) <= cp0 for other in starts):  # the same preamble's plateau
+                continue
+            starts.append(start)
+            fractions.append(float(np.angle(p[i])) * fs / (2.0 * np.pi * half))
     if not starts:
         return 0.0
     bins, refs, _ = _dmrs_groups(plan, DMRS_SYMBOLS[0])
@@ -532,16 +562,24 @@ def _coarse_cfo(raw: np.ndarray, spectrum: np.ndarray, plan: SlotPlan, max_cfo_s
         z = np.fft.fft(seg)[idx] * refs  # [H, G, P]
         # Products of neighbouring pilots of an RB: the channel's phase and the timing error's phase ramp are the
         # same in every product, so they add coherently over the whole band at the right shift only.
-        products = np.where(pairs, z[:, :, 1:] * np.conj(z[:, :, :-1]), 0)
-        energy = np.sum(z.real ** 2 + z.imag ** 2, axis=(1, 2))
-        score = np.abs(np.sum(products, axis=(1, 2))) / np.maximum(energy, 1e-300)
+        if robust:
+            # Only their phases: a few strong bins (a stronger transmitter on the neighbouring RBs, where a wrong
+            # shift lands) would otherwise make up most of the sum at any shift.
+            z = z / np.maximum(np.abs(z), 1e-300)
+            products = np.where(pairs, z[:, :, 1:] * np.conj(z[:, :, :-1]), 0)
+            score = np.abs(np.sum(products, axis=(1, 2))) / max(int(np.count_nonzero(pairs)), 1)
+        else:
+            products = np.where(pairs, z[:, :, 1:] * np.conj(z[:, :, :-1]), 0)
+            energy = np.sum(z.real ** 2 + z.imag ** 2, axis=(1, 2))
+            score = np.abs(np.sum(products, axis=(1, 2))) / np.maximum(energy, 1e-300)
         h = int(np.argmax(score))
         if score[h] > best[0]:
             best = (float(score[h]), frac + float(shifts[h]) * scs)
     return best[1]
 
 
-def synchronise(samples: np.ndarray, plan: SlotPlan, *, max_cfo_scs: float = 1.0) -> SyncResult:
+def synchronise(samples: np.ndarray, plan: SlotPlan, *, max_cfo_scs: float = 1.0,
+                robust: bool = False) -> SyncResult:
     """Find ``plan``'s slot in ``samples`` and estimate its CFO (see the module docstring, step 1).
 
     ``samples``: complex, shape ``[n]`` with ``n >= slot_length``. ``max_cfo_scs``: largest |CFO| searched, in
@@ -573,7 +611,7 @@ def synchronise(samples: np.ndarray, plan: SlotPlan, *, max_cfo_scs: float = 1.0
     rx_dbfs, floor_dbfs, present = _power_evidence(plan, spectrum, n_received, max_cfo_scs)
     coarse = 0.0
     if max_cfo_scs > 1.0:
-        coarse = _coarse_cfo(raw, spectrum, plan, max_cfo_scs)
+        coarse = _coarse_cfo(raw, spectrum, plan, max_cfo_scs, robust)
         if coarse:
             raw = raw * np.exp(-2j * np.pi * coarse * np.arange(raw.size) / fs)
             spectrum = scipy.fft.fft(raw, size)
@@ -999,12 +1037,22 @@ def receive_slot(samples: np.ndarray, plan: SlotPlan, slot_index: int = 0, *, re
     x = np.asarray(samples).astype(np.complex128, copy=False)
     if max_cfo_scs is None:
         max_cfo_scs = cfo_search_scs(lo_hz, plan.numerology.scs_hz) if lo_hz is not None else 1.0
-    sync = synchronise(x, plan, max_cfo_scs=max_cfo_scs)
     fs = plan.rate_hz
-    sync.backoff = _backoff(plan)
     sym_len = geo.slot_length / SYMBOLS_PER_SLOT
+    sync = synchronise(x, plan, max_cfo_scs=max_cfo_scs)
+    sync.backoff = _backoff(plan)
     y_full, y, est = _demodulate(x, plan, sync.start, sync.cfo_hz)
     sync.detection, sync.detection_threshold = acquisition_statistic(y_full, plan)
+    if sync.detection <= ROBUST_SEARCH_BELOW * sync.detection_threshold and sync.signal_present and max_cfo_scs > 1.0:
+        # Power on the transmitter's RBs but no clear slot where the coarse search looked: a stronger transmitter
+        # on the neighbouring RBs can take its candidates (and, structured as it is, pass the test barely at a
+        # wrong offset). Search once more with the robust coarse stage and keep the clearer slot.
+        again = synchronise(x, plan, max_cfo_scs=max_cfo_scs, robust=True)
+        again.backoff = sync.backoff
+        y_again, y_data, est_again = _demodulate(x, plan, again.start, again.cfo_hz)
+        again.detection, again.detection_threshold = acquisition_statistic(y_again, plan)
+        if again.detection > max(sync.detection, again.detection_threshold):
+            sync, y_full, y, est = again, y_again, y_data, est_again
     if not sync.detection > sync.detection_threshold:
         sync.status = NO_SYNC if sync.signal_present else NO_SIGNAL
         return _unacquired_report(plan, slot_index, sync, y_full)

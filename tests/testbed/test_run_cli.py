@@ -475,6 +475,37 @@ def test_hetnet_run_resumed_from_its_checkpoint_trains_the_same_policy(lab, tmp_
     assert run_row(lab.store, run_id)["status"] == "finished"
 
 
+def test_hetnet_run_stopped_in_training_says_where_and_resumes_to_the_end(lab, tmp_path, monkeypatch):
+    """Ctrl-C during HetNet training (the stop flag set while the first episode is checkpointed) ends the run with
+    exit 130 after that episode: the summary names episode 1 and the resume command, the store says interrupted,
+    and ``--resume`` trains episodes 2 and 3 only."""
+    from testbed.controller import HetNetController
+
+    monkeypatch.chdir(tmp_path)
+    save = HetNetController.save_checkpoint
+
+    def save_then_stop(self, learner, history):
+        save(self, learner, history)
+        self.flag.stop = True
+
+    monkeypatch.setattr(HetNetController, "save_checkpoint", save_then_stop)
+    run_dir = tmp_path / "hetnet-stopped"
+    code, out, err = invoke("run", "--radios", RADIOS, "--policy", "maddqn-dmaddpg", "--episodes", "3",
+                            "--eval-episodes", "0", "--store", str(lab.store), "--run-dir", str(run_dir), "--json")
+    assert code == 130, err
+    stopped = last_json(out)
+    assert stopped["interrupted"] is True and stopped["episodes"] == 1
+    assert stopped["resume"] == f"testbed run --resume {run_dir}"
+    assert run_row(lab.store, stopped["run"])["status"] == "interrupted"
+    assert [m["episode"] for m in metric_lines(run_dir)] == [1]
+    monkeypatch.setattr(HetNetController, "save_checkpoint", save)
+    code, out, err = invoke("run", "--resume", str(run_dir), "--store", str(lab.store), "--json")
+    assert code == 0, err
+    assert last_json(out)["episodes"] == 3
+    assert [m["episode"] for m in metric_lines(run_dir)] == [1, 2, 3]
+    assert run_row(lab.store, stopped["run"])["status"] == "finished"
+
+
 # --- bad input ---------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, says", [
