@@ -11,8 +11,6 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
-from radio.ofdm import numerology
-
 __all__ = ["CARRIER_FIELDS", "QUICK_SWEEPS", "CalibrationSettings", "Nominal", "calibration_depth", "settings_key",
            "sweep_settings"]
 
@@ -83,6 +81,8 @@ class CalibrationSettings:
             raise ValueError(f"evm_levels_db {self.evm_levels_db}: at least 3 levels are needed for the fit")
         if self.retries < 0:
             raise ValueError(f"retries = {self.retries}; allowed: >= 0")
+        from radio.ofdm import numerology  # the OFDM stack loads only when settings are made
+
         numerology(self.numerology)
 
     def as_dict(self) -> dict[str, Any]:

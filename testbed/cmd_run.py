@@ -23,26 +23,13 @@ import click
 
 from testbed.cliutil import (EXIT_INTERRUPTED, BadInput, emit, handle_errors, json_option, parse_physical,
                              single_thread_torch, store_option)
+from testbed.controller import RUN_DEFAULTS, RUN_DQN, HetNetController, LinkAdaptationController, RunInterrupted
 from testbed.inventory import load_config, parse_radio_list, radio_options
 from testbed.rundir import (ProgressLines, RunDirectory, check_planned_transmissions, finished_at, finished_message,
-                            resume_conflicts, run_carrier, versions)
+                            resume_conflicts, run_carrier)
 
 __all__ = ["eval_command", "run"]
 
-DEFAULTS = {"episodes": 200, "ota_every": 40, "num_envs": 8, "eval_episodes": 3, "ota_slots": 40, "discount": 0.0}
-"""Budget of a default run on two simulated radios: 5 OTA episodes of 40 slots, 195 twin episodes of 8 networks,
-then 3 OTA evaluation episodes per policy (one episode of 8 links x 40 slots is too few to rank policies a few
-percent apart).
-
-The run's learner is myopic (discount 0) by default: a link's power / MCS choice changes its next state only
-through the "last slot" features, so bootstrapping the next state's value adds noise to every TD target without
-information (the paper's 0.9 stays available with ``--discount 0.9``; docs/configs/twin-*.toml compare the two in
-the calibrated twin)."""
-RUN_DQN = {"epsilon_end": 0.1, "replay_capacity": 50_000}
-"""Learner settings of a run that differ from the paper's: twin episodes keep exploring (10 %: exploration in the
-twin costs nothing, and a myopic Q of an action never tried drifts with the shared layers until it wins the
-argmax; over the air exploration stays capped at ``physical_max_epsilon``), and the replay memory holds about
-eight twin episodes of 8 networks instead of less than one."""
 POLICIES = ("dqn", "maddqn-dmaddpg")
 """``dqn``: link adaptation; ``maddqn-dmaddpg``: joint association and scheduling (:mod:`testbed.controller`)."""
 HETNET_OPTIONS = ("--radios, --episodes, --eval-episodes, --ota-slots, --run-dir, --seed, --resume, --recalibrate, "
@@ -113,9 +100,9 @@ def resumable_on_abort(command: Any) -> Any:
 @click.command("run")
 @click.option("--radios", "radio_list", default=None,
               help="Comma-separated radios; the last one is the device (receiver), the others AP radios.")
-@click.option("--episodes", type=int, default=None, help=f"Z: training episodes (default {DEFAULTS['episodes']}).")
+@click.option("--episodes", type=int, default=None, help=f"Z: training episodes (default {RUN_DEFAULTS['episodes']}).")
 @click.option("--ota-every", "ota_every", type=int, default=None,
-              help=f"Z_k: every Z_k-th episode runs over the air (default {DEFAULTS['ota_every']}; 0: never).")
+              help=f"Z_k: every Z_k-th episode runs over the air (default {RUN_DEFAULTS['ota_every']}; 0: never).")
 @click.option("--policy", type=click.Choice(POLICIES), default=None,
               help="dqn (default): link adaptation (DTN); maddqn-dmaddpg: joint association and scheduling (HetNet).")
 @click.option("--physical", "physical_spec", default=None,
@@ -132,14 +119,14 @@ def resumable_on_abort(command: Any) -> Any:
 @click.option("--calibration-max-age", "max_age_h", type=float, default=24.0, show_default=True,
               help="Reuse a calibration record younger than this (hours).")
 @click.option("--eval-episodes", "eval_episodes", type=int, default=None,
-              help=f"OTA evaluation episodes per policy (default {DEFAULTS['eval_episodes']}; 0: none).")
+              help=f"OTA evaluation episodes per policy (default {RUN_DEFAULTS['eval_episodes']}; 0: none).")
 @click.option("--ota-slots", "ota_slots", type=int, default=None,
-              help=f"Slots of an over-the-air episode (default {DEFAULTS['ota_slots']}).")
+              help=f"Slots of an over-the-air episode (default {RUN_DEFAULTS['ota_slots']}).")
 @click.option("--reward", type=click.Choice(["link", "shared"]), default=None,
               help="What each link's agent learns from: its own goodput (link, the default), or the network's sum "
                    "(shared, the paper's).")
 @click.option("--discount", type=float, default=None,
-              help=f"gamma of the TD targets (default {DEFAULTS['discount']}: myopic; the paper's 0.9).")
+              help=f"gamma of the TD targets (default {RUN_DEFAULTS['discount']}: myopic; the paper's 0.9).")
 @click.option("--twin-view", type=click.Choice(["colocated", "geometric"]), default=None,
               help="How the twin that trains for an over-the-air run hears interference: colocated (default: as the "
                    "one device radio hears the rendered links) or geometric (eq. 14, the paper's view).")
@@ -229,8 +216,6 @@ def run(radio_list: str | None, episodes: int | None, ota_every: int | None, pol
     lines = ProgressLines(total_episodes)
     lines.stage(f"run {run.path}: " + (f"opening {','.join(resolved['radios'])} and their calibration"
                                        if resolved["radios"] else "analytic physical network, no radios"))
-    from testbed.controller import HetNetController, LinkAdaptationController, RunInterrupted
-
     family = HetNetController if policy == "maddqn-dmaddpg" else LinkAdaptationController
     controller = family(run, resolved, resume=bool(resume), store_path=store_path, cfg=cfg,
                         show_progress=not as_json and sys.stderr.isatty(), lines=lines)
@@ -292,22 +277,11 @@ def _link_adaptation_config(radio_list: str | None, run_dir: str | None, recorde
                 raise BadInput("--lo: --physical runs without radios (no carrier); give --lo with --radios")
             names = []
         run = RunDirectory(run_dir) if run_dir else RunDirectory.new_default()
-        learner = {k: v for k, v in (("epsilon_end", twin_exploration), ("replay_capacity", replay_capacity))
-                   if v is not None}
-        dqn = {**RUN_DQN, **learner, "episodes": episodes or DEFAULTS["episodes"],
-               "ota_every": DEFAULTS["ota_every"] if ota_every is None else ota_every,
-               "num_envs": DEFAULTS["num_envs"], "seed": 0 if seed is None else seed, "checkpoint_every": 1,
-               "sync_phi": True, "physical_max_epsilon": 0.1, "reward": reward or "link",
-               "discount": DEFAULTS["discount"] if discount is None else discount,
-               "twin_context": "mirror" if physical["kind"] == "ota" else "independent"}
-        # Over the air every device is rendered on the one device radio: the twin that trains for it hears the
-        # links the same way (see twin.DTNConfig.interference).
-        twin = {"interference": twin_view or "colocated"} if physical["kind"] == "ota" else {}
-        resolved = {"radios": names, "physical": physical, "policy": "dqn", "dqn": dqn, "twin": twin,
-                    "ota_slots": ota_slots or DEFAULTS["ota_slots"],
-                    "eval_episodes": DEFAULTS["eval_episodes"] if eval_episodes is None else eval_episodes,
-                    "run_id": run.path.name, "calibration_id": None, "config_path": config_path,
-                    "sim_config": sim_config, "versions": versions(), "command": sys.argv}
+        resolved = LinkAdaptationController.new_config(
+            names, physical, run.path.name, episodes=episodes, ota_every=ota_every, ota_slots=ota_slots,
+            eval_episodes=eval_episodes, reward=reward, discount=discount, twin_view=twin_view,
+            twin_exploration=twin_exploration, replay_capacity=replay_capacity, seed=seed, config_path=config_path,
+            sim_config=sim_config)
     if eval_episodes is not None:
         resolved["eval_episodes"] = eval_episodes
     return run, resolved
@@ -317,18 +291,14 @@ def _hetnet_config(radio_list: str | None, run_dir: str | None, recorded: dict[s
                    resume: str | None, seed: int | None, config_path: str | None,
                    sim_config: str | None) -> tuple[RunDirectory, dict[str, Any]]:
     """The run directory and resolved config of a HetNet run (new, or the recorded one resumed)."""
-    from testbed.controller import HETNET_DEFAULTS
-
     names = _radio_names(radio_list) if radio_list else None
     if resume:
         if names is not None and names != recorded["radios"]:
             raise BadInput(f"--radios {','.join(names)}: the run being resumed uses {','.join(recorded['radios'])}")
         return RunDirectory(resume), recorded
     run = RunDirectory(run_dir) if run_dir else RunDirectory.new_default()
-    return run, {"radios": names, "policy": "maddqn-dmaddpg", "run_id": run.path.name,
-                 "seed": 0 if seed is None else seed, "settings": dict(HETNET_DEFAULTS), "calibration_id": None,
-                 "config_path": config_path, "sim_config": sim_config, "versions": versions(),
-                 "command": sys.argv}
+    return run, HetNetController.new_config(names, run.path.name, 0 if seed is None else seed, config_path,
+                                            sim_config)
 
 
 def _check_carrier(resolved: dict[str, Any], run: RunDirectory, resume: str | None, lo_hz: float | None) -> Any:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,26 @@ from calibration.settings import CalibrationSettings
 from radio.errors import RadioFault
 from testbed.calibration_reuse import calibrate_or_reuse
 from testbed.cliutil import BadInput, progress
-from testbed.rundir import ProgressLines, RunDirectory, StopFlag
+from testbed.rundir import ProgressLines, RunDirectory, StopFlag, versions
 
 __all__ = ["HETNET_DEFAULTS", "HetNetController", "LinkAdaptationController", "RETRY_FIRST_S", "RETRY_MAX_S",
-           "RunController", "RunInterrupted", "build_trainer", "episode_throughputs", "evaluate_run",
+           "RUN_DEFAULTS", "RUN_DQN", "RunController", "RunInterrupted", "build_trainer", "episode_throughputs", "evaluate_run",
            "twin_config_from"]
 
+RUN_DEFAULTS = {"episodes": 200, "ota_every": 40, "num_envs": 8, "eval_episodes": 3, "ota_slots": 40, "discount": 0.0}
+"""Budget of a default run on two simulated radios: 5 OTA episodes of 40 slots, 195 twin episodes of 8 networks,
+then 3 OTA evaluation episodes per policy (one episode of 8 links x 40 slots is too few to rank policies a few
+percent apart).
+
+The run's learner is myopic (discount 0) by default: a link's power / MCS choice changes its next state only
+through the "last slot" features, so bootstrapping the next state's value adds noise to every TD target without
+information (the paper's 0.9 stays available with ``--discount 0.9``; docs/configs/twin-*.toml compare the two in
+the calibrated twin)."""
+RUN_DQN = {"epsilon_end": 0.1, "replay_capacity": 50_000}
+"""Learner settings of a run that differ from the paper's: twin episodes keep exploring (10 %: exploration in the
+twin costs nothing, and a myopic Q of an action never tried drifts with the shared layers until it wins the
+argmax; over the air exploration stays capped at ``physical_max_epsilon``), and the replay memory holds about
+eight twin episodes of 8 networks instead of less than one."""
 RETRY_FIRST_S, RETRY_MAX_S = 2.0, 60.0
 """Backoff between probes of radios that failed (seconds, doubling up to the maximum)."""
 HETNET_DEFAULTS: dict[str, Any] = {"episodes": 150, "num_envs": 4, "train_slots": 20, "ota_slots": 20,
@@ -232,6 +247,31 @@ class LinkAdaptationController(RunController):
     """``testbed run`` with ``--policy dqn``: calibrate, train the shared DQN in the twin with OTA episodes every
     Z_k and phi tracking, evaluate against MaxP-3GPP-CQI, OLLA and random (over the air, or on the analytic
     network with ``--physical analytic``)."""
+
+    @staticmethod
+    def new_config(names: list[str], physical: dict[str, Any], run_id: str, *, episodes: int | None,
+                   ota_every: int | None, ota_slots: int | None, eval_episodes: int | None, reward: str | None,
+                   discount: float | None, twin_view: str | None, twin_exploration: float | None,
+                   replay_capacity: int | None, seed: int | None, config_path: str | None,
+                   sim_config: str | None) -> dict[str, Any]:
+        """The resolved configuration of a new run (``config.json``): :data:`RUN_DEFAULTS` and :data:`RUN_DQN`
+        where an option is None; ``names`` empty with the analytic physical network."""
+        learner = {k: v for k, v in (("epsilon_end", twin_exploration), ("replay_capacity", replay_capacity))
+                   if v is not None}
+        dqn = {**RUN_DQN, **learner, "episodes": episodes or RUN_DEFAULTS["episodes"],
+               "ota_every": RUN_DEFAULTS["ota_every"] if ota_every is None else ota_every,
+               "num_envs": RUN_DEFAULTS["num_envs"], "seed": 0 if seed is None else seed, "checkpoint_every": 1,
+               "sync_phi": True, "physical_max_epsilon": 0.1, "reward": reward or "link",
+               "discount": RUN_DEFAULTS["discount"] if discount is None else discount,
+               "twin_context": "mirror" if physical["kind"] == "ota" else "independent"}
+        # Over the air every device is rendered on the one device radio: the twin that trains for it hears the
+        # links the same way (see twin.DTNConfig.interference).
+        twin = {"interference": twin_view or "colocated"} if physical["kind"] == "ota" else {}
+        return {"radios": names, "physical": physical, "policy": "dqn", "dqn": dqn, "twin": twin,
+                "ota_slots": ota_slots or RUN_DEFAULTS["ota_slots"],
+                "eval_episodes": RUN_DEFAULTS["eval_episodes"] if eval_episodes is None else eval_episodes,
+                "run_id": run_id, "calibration_id": None, "config_path": config_path, "sim_config": sim_config,
+                "versions": versions(), "command": sys.argv}
 
     def execute(self, recalibrate: bool, max_age_s: float) -> dict[str, Any]:
         """Run (or resume) the whole loop; returns the summary (also written to ``summary.json``).
@@ -454,6 +494,15 @@ class HetNetController(RunController):
     """``testbed run --policy maddqn-dmaddpg``: calibrate, size the HetNet to the carrier (one macro BS + K small BSs,
     N UEs, as many blocks of 3 RBs as the numerology holds), train MADDQN-DMADDPG on B twin HetNets, evaluate it
     over the air against WMMSE + strongest-signal association and random decisions (:mod:`testbed.ota_hetnet`)."""
+
+    @staticmethod
+    def new_config(names: list[str], run_id: str, seed: int, config_path: str | None,
+                   sim_config: str | None) -> dict[str, Any]:
+        """The resolved configuration of a new HetNet run (the network and learner are added once the carrier's
+        numerology is known from the calibration)."""
+        return {"radios": names, "policy": "maddqn-dmaddpg", "run_id": run_id, "seed": seed,
+                "settings": dict(HETNET_DEFAULTS), "calibration_id": None, "config_path": config_path,
+                "sim_config": sim_config, "versions": versions(), "command": sys.argv}
 
     def save_checkpoint(self, learner: Any, history: Any) -> None:
         """Learner state and training history (as plain data), written atomically."""
