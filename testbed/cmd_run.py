@@ -326,6 +326,8 @@ def _print_summary(s: dict[str, Any]) -> None:
         spread = "" if ci["low"] is None else f", 95 % CI {ci['low']:.3f} to {ci['high']:.3f}"
         delivered = s["evaluation_ota_throughput_mbps"].get(label)
         air = "" if delivered is None else f"; delivered {delivered:.3f} Mbit/s over the air"
+        missed = s["evaluation_ota_slots_not_acquired"].get(label)
+        air += f" ({missed} transmitter-slots not acquired, nothing delivered)" if missed else ""
         click.echo(f"  {label:<14} reward {value:.3f} twin-Mbit/s per slot ({where}, greedy; n = {ci['n']}"
                    f"{spread}){air}")
     if s["ota_sinr"]:

@@ -199,26 +199,35 @@ def _snr_reference(calibration: CalibrationRecord, names: list[str]) -> dict[str
 
 def _evaluate_link_adaptation(policy: Any, network: Any, twin_config: Any, episodes: int, seed: int,
                               show_progress: bool = False, episode_values: dict[str, list[float]] | None = None,
-                              ota_throughput: dict[str, float] | None = None) -> dict[str, float]:
+                              ota_throughput: dict[str, float] | None = None,
+                              not_acquired: dict[str, int] | None = None) -> dict[str, float]:
     """Greedy evaluation of the policy and the baselines on the same network with the same deployments: mean reward
     per slot by label, in the twin's units (sum over links of the twin's nominal rate of the chosen MCS x the share
     of its code blocks that decoded, Mbit/s of the twin's RRBs). ``episode_values`` receives each label's
     per-episode values; ``ota_throughput``, over the air, each label's delivered throughput in real units
-    (information bits of CRC-passed blocks per second of air time, Mbit/s)."""
+    (information bits of CRC-passed blocks per second of air time, Mbit/s); ``not_acquired``, over the air, each
+    label's transmitter-slots that the device radio found ("no sync") but did not acquire: outcomes of the
+    decisions, delivering nothing, not faults (:attr:`testbed.ota.RadioSlots.no_sync_is_outcome`)."""
     from agents.baselines import MaxPowerCQIPolicy, OllaPolicy, RandomPolicy
     from agents.dqn import evaluate_policy
 
     candidates = (("policy", policy), ("maxp-3gpp-cqi", MaxPowerCQIPolicy(twin_config.num_power_levels)),
                   ("olla", OllaPolicy(twin_config.num_power_levels, code_block_bits=twin_config.packet_bits)),
                   ("random", RandomPolicy(twin_config.num_actions, seed=seed)))
+    over_the_air = hasattr(network, "no_sync_is_outcome")
+    if over_the_air:
+        network.no_sync_is_outcome = True  # each policy pays for the slots its decisions made unacquirable
     out = {}
     for label, candidate in progress(candidates, total=len(candidates), desc="evaluate", enabled=show_progress):
         bits_before, air_before = getattr(network, "delivered_bits_total", 0), getattr(network, "air_time_s_total", 0.0)
+        missed_before = getattr(network, "slots_not_acquired", 0)
         result = evaluate_policy(candidate, network, episodes, seed)
         out[label] = result.mean_reward
         air = getattr(network, "air_time_s_total", 0.0) - air_before
         if ota_throughput is not None and air > 0:
             ota_throughput[label] = (network.delivered_bits_total - bits_before) / air / 1e6
+        if not_acquired is not None and over_the_air:
+            not_acquired[label] = network.slots_not_acquired - missed_before
         if episode_values is not None:
             episode_values[label] = list(result.episode_rewards)
     return out
@@ -314,6 +323,7 @@ class LinkAdaptationController(RunController):
             evaluation: dict[str, float] = {}
             episode_values: dict[str, list[float]] = {}
             ota_throughput: dict[str, float] = {}
+            not_acquired: dict[str, int] = {}
             eval_seconds = 0.0
             if resolved["eval_episodes"]:
                 self.lines.stage(f"evaluating the policy and 3 baselines, {resolved['eval_episodes']} episode(s) each")
@@ -323,7 +333,8 @@ class LinkAdaptationController(RunController):
                         evaluation = _evaluate_link_adaptation(
                             policy, trainer.physical.context_network, twin_config, resolved["eval_episodes"],
                             resolved["dqn"]["seed"] + 10_000, show_progress=self.show_progress,
-                            episode_values=episode_values, ota_throughput=ota_throughput)
+                            episode_values=episode_values, ota_throughput=ota_throughput,
+                            not_acquired=not_acquired)
                     except OtaInterrupted:
                         evaluation = {}
                     except RadioFault as e:
@@ -352,6 +363,8 @@ class LinkAdaptationController(RunController):
             "evaluation_ci95": {label: t_interval(episode_values[label]) for label in evaluation},
             "evaluation_ota_throughput_mbps": {label: ota_throughput[label] for label in evaluation
                                                if label in ota_throughput},
+            "evaluation_ota_slots_not_acquired": {label: not_acquired[label] for label in evaluation
+                                                  if label in not_acquired},
             "beats_maxp": (evaluation["policy"] > evaluation["maxp-3gpp-cqi"]) if evaluation else None,
             "last_phi": next((m["ota/measured_phi"] for m in reversed(metrics)
                               if m.get("ota/measured_phi") is not None), None),
@@ -568,6 +581,7 @@ class HetNetController(RunController):
                 total = len(candidates) * len(seeds) * settings["ota_slots"]
                 slot_ticks = iter(progress(range(total), total=total, desc="evaluate over the air",
                                            enabled=self.show_progress))
+                ota.no_sync_is_outcome = True  # each policy pays for the slots its decisions made unacquirable
                 with self.flag.installed(), self.status_on_failure(store):
                     try:
                         evaluation = evaluate_over_the_air(candidates, ota, seeds, records=records,
@@ -665,8 +679,7 @@ def evaluate_run(run: RunDirectory, resolved: dict[str, Any], names: list[str] |
         resolved = {**resolved, "radios": names, "calibration_id": None}
         if not hetnet:
             resolved["physical"] = {"kind": "ota"}
-    controller = RunController(run, resolved, resume=False, store_path=store_path, cfg=cfg,
-                               show_progress=show_progress, lines=ProgressLines(1, enabled=False))
+    flag = StopFlag()
     run_seed = resolved["seed"] if hetnet else resolved["dqn"]["seed"]
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(Store(store_path))
@@ -674,13 +687,13 @@ def evaluate_run(run: RunDirectory, resolved: dict[str, Any], names: list[str] |
                   if resolved["radios"] else None)
         calibration = None
         if radios is not None:
-            controller.run = RunDirectory(run.path)  # calibration.json of the run stays as it is
-            calibration = _evaluation_calibration(controller, radios, store)
-        with controller.flag.installed():
+            calibration = _evaluation_calibration(resolved, radios, store, show_progress)
+        with flag.installed():
             if hetnet:
                 network = HetNetConfig(**resolved["hetnet"])
                 ota = _hetnet_over_the_air(network, resolved["settings"], calibration, radios, resolved["radios"],
-                                           controller.flag)
+                                           flag)
+                ota.no_sync_is_outcome = True
                 seeds = _hetnet_eval_seeds(run_seed if seed is None else seed, episodes)
                 records: list[dict[str, Any]] = []
                 try:
@@ -694,14 +707,15 @@ def evaluate_run(run: RunDirectory, resolved: dict[str, Any], names: list[str] |
                 return {"run": str(run.path), "radios": resolved["radios"], "policy": "maddqn-dmaddpg",
                         "episodes": episodes, "calibration_id": calibration.id, "evaluation": evaluation,
                         "evaluation_ci95": {label: t_interval(per_episode[label]) for label in evaluation}}
-            trainer, twin_config = _build_link_adaptation(resolved, radios, calibration, controller.flag)
+            trainer, twin_config = _build_link_adaptation(resolved, radios, calibration, flag)
             episode_values: dict[str, list[float]] = {}
             ota_throughput: dict[str, float] = {}
+            not_acquired: dict[str, int] = {}
             try:
                 evaluation = _evaluate_link_adaptation(
                     policy, trainer.physical.context_network, twin_config, episodes,
                     (run_seed + 20_000) if seed is None else seed, show_progress=show_progress,
-                    episode_values=episode_values, ota_throughput=ota_throughput)
+                    episode_values=episode_values, ota_throughput=ota_throughput, not_acquired=not_acquired)
             except OtaInterrupted:
                 raise click.ClickException("evaluation interrupted; nothing was compared") from None
             finally:
@@ -710,16 +724,16 @@ def evaluate_run(run: RunDirectory, resolved: dict[str, Any], names: list[str] |
     return {"run": str(run.path), "radios": resolved["radios"], "physical": resolved["physical"],
             "episodes": episodes, "evaluation": evaluation,
             "evaluation_ci95": {label: t_interval(values) for label, values in episode_values.items()},
-            "evaluation_ota_throughput_mbps": ota_throughput}
+            "evaluation_ota_throughput_mbps": ota_throughput, "evaluation_ota_slots_not_acquired": not_acquired}
 
 
-def _evaluation_calibration(controller: RunController, radios: dict[str, Any], store: Any) -> CalibrationRecord:
+def _evaluation_calibration(resolved: dict[str, Any], radios: dict[str, Any], store: Any,
+                            show_progress: bool) -> CalibrationRecord:
     """The record an evaluation uses: the run's own (on its radios), else a recent or fresh one of these radios at
     the run's carrier; nothing in the run directory changes."""
-    resolved = controller.resolved
     if resolved.get("calibration_id") is not None:
         return store.calibration(int(resolved["calibration_id"])).record()
     record, _ = calibrate_or_reuse(resolved["radios"], radios, store, CalibrationSettings(lo_hz=resolved["lo_hz"]),
                                    recalibrate=False, max_age_s=24 * 3600.0, out_dir=None,
-                                   show_progress=controller.show_progress)
+                                   show_progress=show_progress)
     return record

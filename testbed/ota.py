@@ -20,6 +20,12 @@ their own level, as one receiver does. Fading comes from the twin (applied digit
 
 Rewards in twin units: goodput = the twin's nominal rate of the link's MCS x the fraction of its code blocks whose
 CRC passed; SINR is the post-equalisation SINR measured on the data REs.
+
+A slot the device radio does not acquire is a radio fault (:class:`SlotNotAcquired`, the runner's outage path)
+unless the model predicted it too weak to acquire (:data:`ACQUISITION_RB_SNR`: RBs x SINR per RE of the radio's
+links, from the calibrated model of the rendered arrangement at the running phi), or, in an evaluation
+(:attr:`RadioSlots.no_sync_is_outcome`), there was power on its RBs ("no sync"); then its links deliver nothing,
+their stored measurements are null with the slot's status, and :attr:`RadioSlots.slots_not_acquired` counts it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from radio.base import Radio
 from radio.errors import RadioFault
 from radio.ofdm import Link, SlotPlan, SlotReport, numerology, run_slot
 from radio.ofdm.link import acquisition_failure, configure_radios
+from radio.ofdm.receiver import NO_SYNC
 from twin.config import CODE_RATES, MODULATION_NAMES, DTNConfig
 from twin.link import SinrTerms, colocated_interference, link_rate_mbps, modulation_order_tensor
 from twin.network import LinkAdaptationNetwork, SlotOutcome, evaluate_slot
@@ -79,6 +86,12 @@ class RadioSlots:
         self.numerology = numerology(numerology_name)
         self.lo_hz = lo_hz
         self.min_power_db = min_power_db
+        self.no_sync_is_outcome = False
+        """Whether a slot found with power on its RBs but not acquired ("no sync") is an outcome (nothing delivered,
+        counted in :attr:`slots_not_acquired`) rather than a fault: set for evaluations, where a stronger
+        asynchronous transmitter beside a weak one is what the compared decisions did."""
+        self.slots_not_acquired = 0
+        """Slots of one transmitter played but not acquired and not counted as faults."""
         self._configured = False
 
     def _plan(self, links: list[Link], tx_id: int, slot_index: int) -> SlotPlan:
@@ -115,9 +128,12 @@ class RadioSlots:
             problem = acquisition_failure([report], f"{radio.name}->{self.device_radio}")
             expected_weak = (predicted_rb_snr is not None
                              and predicted_rb_snr.get(radio.name, math.inf) < ACQUISITION_RB_SNR)
-            if problem is not None and not expected_weak:
+            outcome = expected_weak or (self.no_sync_is_outcome and report.status == NO_SYNC)
+            if problem is not None and not outcome:
                 self.close()
                 raise SlotNotAcquired(f"OTA slot {slot_index}: {problem}")
+            if problem is not None:
+                self.slots_not_acquired += 1
         return reports
 
     def close(self) -> None:
@@ -248,8 +264,9 @@ class OtaNetwork(RadioSlots, LinkAdaptationNetwork):
         per_radio: dict[str, list[Link]] = {name: [] for name in self.ap_radios}
         capped: dict[int, bool] = {}
         rendered: dict[int, float] = {}
+        radio_of: dict[int, str] = {}
         for n in torch.nonzero(rrb >= 0).flatten().tolist():
-            radio_name = self.ap_radios[int(state.serving_ap[0, n]) % len(self.ap_radios)]
+            radio_name = radio_of[n] = self.ap_radios[int(state.serving_ap[0, n]) % len(self.ap_radios)]
             snr_db = 10 * math.log10(max(float(power_w[0, n] * gain[n]) / noise, 1e-30))
             level = snr_db - self.snr_ref_db[radio_name]
             capped[n] = not (self.min_power_db <= level <= self.max_power_db)
@@ -260,16 +277,35 @@ class OtaNetwork(RadioSlots, LinkAdaptationNetwork):
                 str(n), tuple(range(r * self.rbs_per_rrb, (r + 1) * self.rbs_per_rrb)),
                 MODULATION_NAMES[int(modulation_index[0, n])].lower(),
                 Fraction(CODE_RATES[int(code_rate_index[0, n])]).limit_denominator(8), level))
+        # phi compares what was measured with what the calibrated model predicts for the arrangement that is
+        # actually rendered (each link at its rendered level, neighbours heard at theirs), so that it measures the
+        # model's error rather than what the rendering cannot represent (see the module docstring).
+        level = torch.zeros(1, cfg.num_rrbs, dtype=torch.float64)
+        for n, s_n in rendered.items():
+            level[0, int(rrb[n])] = s_n
+        aci_r, hwi_r = colocated_interference(level, level > 0, cfg.kappa_t ** 2 + cfg.kappa_r ** 2, cfg.acir1_db,
+                                              cfg.acir2_db)
+        # What each AP radio's slot should give the acquisition (RBs x SINR per RE, the model at the running phi):
+        # a slot predicted below ACQUISITION_RB_SNR that is not acquired is the decisions' outcome, not a fault.
+        phi_now = self.phi_estimator.phi() or 0.0
+        predicted_rb_snr = {name: 0.0 for name in self.ap_radios}
+        for n, s_n in rendered.items():
+            disturbance = noise + (1.0 + phi_now) * float(aci_r[0, int(rrb[n])] + hwi_r[0, int(rrb[n])])
+            predicted_rb_snr[radio_of[n]] += self.rbs_per_rrb * s_n / max(disturbance, 1e-300)
         sinr = torch.zeros_like(power_w)
         per = torch.ones_like(power_w)
         self._last_measured: dict[int, dict[str, Any]] = {}
-        reports = self.play(per_radio, self._slot_counter)
+        reports = self.play(per_radio, self._slot_counter, predicted_rb_snr=predicted_rb_snr)
         if reports:
             self.air_time_s_total += reports[0].plan.slot_length / reports[0].plan.rate_hz
         for rep in reports:
             for lr in rep.links:
-                self.delivered_bits_total += int(lr.delivered_bits)
                 n = int(lr.link_id)
+                if not rep.acquired:  # predicted too weak to acquire, and it was not: nothing delivered
+                    self._last_measured[n] = {"sinr_db": None, "evm": None, "bler": None, "delivered_bits": 0,
+                                              "capped": capped[n], "twin_sinr_db": None, "status": rep.status}
+                    continue
+                self.delivered_bits_total += int(lr.delivered_bits)
                 sinr[0, n] = 10 ** (lr.sinr_db / 10) if math.isfinite(lr.sinr_db) else 0.0
                 per[0, n] = 1.0 - lr.blocks_ok / max(lr.n_blocks, 1)
                 twin_sinr = float(model.terms.sinr[0, n])
@@ -288,22 +324,14 @@ class OtaNetwork(RadioSlots, LinkAdaptationNetwork):
         share = torch.where(modelled > 0, model.terms.aci_w / modelled.clamp(min=1e-300), torch.full_like(modelled, 0.5))
         aci = interference * share
         hwi = interference - aci
-        # phi compares what was measured with what the calibrated model predicts for the arrangement that was
-        # actually rendered (each link at its rendered level, neighbours heard at theirs), so that it measures the
-        # model's error rather than what the rendering cannot represent (see the module docstring).
-        level = torch.zeros(1, cfg.num_rrbs, dtype=torch.float64)
-        for n, s_n in rendered.items():
-            level[0, int(rrb[n])] = s_n
-        aci_r, hwi_r = colocated_interference(level, level > 0, cfg.kappa_t ** 2 + cfg.kappa_r ** 2, cfg.acir1_db,
-                                              cfg.acir2_db)
         for n, s_n in rendered.items():
             if n not in self._last_measured or sinr[0, n] <= 0:
                 continue
             expected = float(aci_r[0, int(rrb[n])] + hwi_r[0, int(rrb[n])])
             measured = max(s_n / float(sinr[0, n]) - noise, 0.0)
             self.phi_estimator.add(measured, expected)
-        if self._last_measured:
-            vals = list(self._last_measured.values())
+        vals = [v for v in self._last_measured.values() if v["sinr_db"] is not None]
+        if vals:
             self.kpms.append({"name": "ota/sinr_db", "value": sum(v["sinr_db"] for v in vals) / len(vals)})
             self.kpms.append({"name": "ota/evm", "value": sum(v["evm"] for v in vals) / len(vals)})
             self.kpms.append({"name": "ota/bler", "value": sum(v["bler"] for v in vals if math.isfinite(v["bler"]))

@@ -307,11 +307,13 @@ def evaluate_over_the_air(policies: Mapping[str, Policy], ota: HetNetOta, seeds:
     handover rate; OFDM slots per twin slot), ``return`` (mean episode return, eq. 10 on measured throughputs),
     ``sinr_error_db`` (median over the UE-slots played of the measured SINR minus the model's prediction for the
     rendering, :func:`predict_round_sinr`)
-    and ``bler`` (mean code-block error rate of the links played). ``records``: receives every UE-slot's record
+    ``bler`` (mean code-block error rate of the links played) and ``slots_not_acquired`` (transmitter-slots not
+    acquired that were outcomes, not faults: see :attr:`testbed.ota.RadioSlots.no_sync_is_outcome`). ``records``: receives every UE-slot's record
     (:attr:`HetNetOta.records`, with the policy's label); ``on_slot``: called after every slot.
     """
     out: dict[str, dict[str, Any]] = {}
     for label, policy in policies.items():
+        not_acquired_before = ota.slots_not_acquired
         sums = {key: 0.0 for key in METRICS}
         returns: list[float] = []
         errors: list[float] = []
@@ -345,6 +347,7 @@ def evaluate_over_the_air(policies: Mapping[str, Policy], ota: HetNetOta, seeds:
         metrics["sinr_error_db"] = statistics.median(errors) if errors else None
         metrics["bler"] = statistics.fmean(blers) if blers else None
         metrics["episodes"] = len(seeds)
+        metrics["slots_not_acquired"] = ota.slots_not_acquired - not_acquired_before
         out[label] = metrics
     ota.close()
     return out

@@ -236,6 +236,32 @@ def test_a_slot_the_device_radio_cannot_acquire_is_a_radio_fault_not_zero_goodpu
     assert net.drain() == ([], [])
 
 
+def test_a_slot_predicted_too_weak_to_acquire_and_not_acquired_delivers_nothing_without_a_fault(rig):
+    """The same cut link, but every link predicted far below the acquisition limit (twin SNR -15 dB: RBs x SINR
+    well under ACQUISITION_RB_SNR): the slot is not acquired as predicted, which is the decisions' outcome, so
+    step() returns zero goodput for the links instead of raising, and the stored rows say why (nulls, status)."""
+    from testbed.ota import ACQUISITION_RB_SNR
+
+    radios, _ = rig
+    air = radios[AP].air
+    net = _network(rig)
+    net.reset(5)
+    _set_twin_snr(net, [-15.0, -15.0, -15.0])
+    air.set_link(AP, DEVICE, path_loss_db=math.inf)
+    try:
+        result = net.step(_actions(net, [(QPSK, R12)] * 3))
+    finally:
+        air.set_link(AP, DEVICE, path_loss_db=_configured_path_loss(air))
+        net.close()
+    assert 3 * net.rbs_per_rrb * 10 ** (-15 / 10) < ACQUISITION_RB_SNR
+    assert float(result.reward.sum()) == 0.0
+    rows, kpms = net.drain()
+    assert sorted(r["link"] for r in rows) == [0, 1, 2]
+    assert all(r["measured"]["sinr_db"] is None and r["measured"]["status"] == "no signal" for r in rows)
+    assert kpms == []
+    assert net.delivered_bits_total == 0
+
+
 def _configured_path_loss(air) -> float:
     """The path loss the sim0 -> sim1 link had before the test cut it (the configured default)."""
     return air.config.link_params(AP, DEVICE).path_loss_db

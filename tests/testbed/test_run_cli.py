@@ -868,7 +868,8 @@ def _summary_fields(obj: dict[str, Any], prefix: str = "") -> set[str]:
     for key, value in obj.items():
         name = f"{prefix}{key}"
         out.add(name)
-        if isinstance(value, dict) and name in ("evaluation", "evaluation_ci95", "evaluation_ota_throughput_mbps"):
+        if isinstance(value, dict) and name in ("evaluation", "evaluation_ci95", "evaluation_ota_throughput_mbps",
+                                                 "evaluation_ota_slots_not_acquired"):
             for inner in value.values():
                 out.add(f"{name}.<policy>")
                 if isinstance(inner, dict):
