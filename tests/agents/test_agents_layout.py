@@ -1,11 +1,10 @@
-"""The agents package's structure: no import cycles, a policy base that imports none of its subclasses, the
-registry that loads any policy, the MARL configs' shared base and their validated constructor."""
+"""The agents package's structure: a policy base that imports none of its subclasses (no import circle anywhere:
+tests/test_architecture.py), the registry that loads any policy, the MARL configs' shared base and their validated
+constructor."""
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,45 +13,10 @@ from agents.marl import (DQNDDDPGConfig, MADDPGConfig, MADDQNDMADDPGConfig, MADD
                          MARLConfig, QMIXConfig, config_from_mapping)
 from agents.baselines import RandomHetNetPolicy, WMMSEPolicy
 from agents.registry import load_policy
-
-AGENTS = Path(__file__).resolve().parents[2] / "agents"
-
-
-def _imports() -> dict[str, set[str]]:
-    """Module -> agents modules it imports (function-level imports included)."""
-    modules = {".".join(p.relative_to(AGENTS.parent).with_suffix("").parts).removesuffix(".__init__"): p
-               for p in AGENTS.rglob("*.py")}
-    edges: dict[str, set[str]] = {name: set() for name in modules}
-    for name, path in modules.items():
-        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
-                module = ".".join(base + ([node.module] if node.module else []))
-                for alias in node.names:
-                    target = f"{module}.{alias.name}"
-                    target = target if target in modules else module
-                    if target in modules:
-                        edges[name].add(target)
-            elif isinstance(node, ast.Import):
-                edges[name] |= {alias.name for alias in node.names if alias.name in modules}
-    return edges
-
-
-def test_no_import_cycle_among_agents_modules():
-    edges = _imports()
-    for start in edges:
-        seen, stack = set(), list(edges[start])
-        while stack:
-            module = stack.pop()
-            assert module != start, f"{start} imports itself through {sorted(seen)}"
-            if module not in seen:
-                seen.add(module)
-                stack.extend(edges[module])
-
+from tests.helpers.imports import import_graph
 
 def test_the_policy_base_imports_no_policy_module():
-    assert _imports()["agents.policy"] <= {"agents.checkpoint"}
+    assert import_graph()["agents.policy"] <= {"agents.checkpoint"}
 
 
 def test_the_registry_loads_a_saved_policy_and_for_blocks_keeps_the_weights(tmp_path):
