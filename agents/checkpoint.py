@@ -3,7 +3,7 @@
 A checkpoint is one ``torch.save`` file of plain containers and tensors (loadable with
 ``weights_only=True``). It is written to a temporary file in the destination directory, flushed to disk
 and renamed over the destination, so a crash at any moment leaves either the previous checkpoint or the
-new one, never a truncated file.
+new one, never a truncated file (:func:`atomic_write`, which run directories and saved jobs use too).
 
 Run directories may come from elsewhere, and unpickling a file can run any code it names. So every
 checkpoint and policy file is read with torch's weights-only unpickler, which builds containers, numbers,
@@ -19,13 +19,13 @@ import random
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import torch
 
-__all__ = ["UnsafeCheckpointError", "atomic_save", "capture_rng_states", "check_tensors_only", "load_checkpoint",
-           "restore_rng_states"]
+__all__ = ["UnsafeCheckpointError", "atomic_save", "atomic_write", "capture_rng_states", "check_tensors_only",
+           "load_checkpoint", "restore_rng_states"]
 
 _PLAIN_LEAVES = (type(None), bool, int, float, complex, str, bytes, torch.Tensor, torch.Size, torch.dtype,
                  torch.device)
@@ -59,7 +59,7 @@ def check_tensors_only(obj: Any, where: str = "checkpoint") -> None:
 
 
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """Write ``obj`` with ``torch.save`` to ``path`` atomically (temporary file, fsync, rename).
+    """Write ``obj`` with ``torch.save`` to ``path`` atomically (:func:`atomic_write`).
 
     ``obj`` must pass :func:`check_tensors_only` (TypeError otherwise, before anything is written), so that
     :func:`load_checkpoint` can read the file back.
@@ -69,11 +69,23 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
     """
     path = Path(path)
     check_tensors_only(obj, path.name)
+    return atomic_write(path, lambda stream: torch.save(obj, stream))
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any]) -> Path:
+    """Create ``path`` (and its directory) whole or not at all: ``write`` fills a temporary file beside it, which
+    is flushed to disk and renamed over ``path``, and the rename is made durable; a crash at any moment leaves the
+    previous file or the new one, never part of one.
+
+    Returns:
+        The destination path.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)

@@ -28,10 +28,12 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
 
 __all__ = ["CLUSTER_INSTALL_HINT", "EXECUTOR_FORMS", "ExecutorSpec", "ExecutorUnavailable", "Job", "JobFailure",
-           "JobProgress", "JobReport", "failure_summary", "import_ray", "job_key", "parse_executor", "run_jobs"]
+           "JobFiles", "JobProgress", "JobReport", "failure_summary", "import_ray", "job_key", "parse_executor",
+           "run_jobs"]
 
 EXECUTOR_FORMS = "local, ray (start a local Ray instance), ray:auto (join the running cluster) or ray:HOST:PORT"
 """The accepted forms of ``--executor``, quoted in error messages."""
@@ -90,6 +92,49 @@ def job_key(config: Mapping[str, Any]) -> str:
 
     text = json.dumps(canonical(config), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+class JobFiles:
+    """Finished jobs kept on disk: one JSON file per job in ``directory``, named by the :func:`job_key` of its
+    config and written whole or not at all, so that a killed sweep or reproduction keeps every job that finished.
+
+    A saved file is the job's config with the result fields beside it; callers pick theirs by one config field
+    (e.g. the budget or profile they ran with). Files that do not parse, or are not objects, are not theirs and
+    are skipped.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+
+    def save(self, config: Mapping[str, Any], **result: Any) -> Path:
+        """Write ``config`` with ``result``'s fields as ``directory/KEY.json``; returns the path."""
+        from agents.checkpoint import atomic_write
+
+        text = json.dumps({**config, **result}, default=float)
+        return atomic_write(self.directory / f"{job_key(config)}.json",
+                            lambda stream: stream.write(text.encode("utf-8")))
+
+    def _saved(self) -> Iterator[tuple[Path, dict[str, Any]]]:
+        for path in sorted(self.directory.glob("*.json")) if self.directory.is_dir() else []:
+            try:
+                saved = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(saved, dict):
+                yield path, saved
+
+    def matching(self, field: str, value: Any) -> Iterator[dict[str, Any]]:
+        """The saved jobs whose config has ``field`` equal to ``value``, in file-name order."""
+        return (saved for _, saved in self._saved() if saved.get(field) == value)
+
+    def clear(self, field: str, value: Any) -> int:
+        """Delete the saved jobs whose config has ``field`` equal to ``value``; returns how many."""
+        removed = 0
+        for path, saved in list(self._saved()):
+            if saved.get(field) == value:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
 
 @dataclass(frozen=True)

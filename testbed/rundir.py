@@ -28,7 +28,6 @@ import platform
 import signal
 import socket
 import sys
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -267,17 +266,10 @@ class StopFlag:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, flushed and renamed (a kill leaves old or new)."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write ``text`` (UTF-8) whole or not at all (:func:`agents.checkpoint.atomic_write`)."""
+    from agents.checkpoint import atomic_write
+
+    atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
 
 
 class RunDirectory:

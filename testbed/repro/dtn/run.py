@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import statistics
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 from agents.baselines import (ExhaustiveFPPolicy, ExhaustiveSearchPolicy, MaxPowerCQIPolicy, RandomPolicy)
 from agents.continual import ContinualTrainer
 from agents.dqn import DQNConfig, DQNPolicy, evaluate_policy
-from agents.jobs import Job, JobProgress, job_key, run_jobs
+from agents.jobs import Job, JobFiles, JobProgress, job_key, run_jobs
 from agents.sadrl import JointActionView
 from testbed.repro.dtn.plan import BLOCK_PHI, BLOCK_SHADOWING, SCHEMES, Profile, RunSpec, plan, twin_config
 from twin.config import CODE_RATES, MODULATION_ORDERS, DTNConfig
@@ -217,14 +216,18 @@ def _run_job(job: tuple[str, Profile, Any]) -> tuple[Any, Any]:
     return payload, baseline_value(profile, *payload)
 
 
+def _budget_record(profile: Profile) -> Any:
+    """What of ``profile`` a saved job must match to be reused (its budget, as JSON reads it back)."""
+    return json.loads(_budget(json.loads(json.dumps(dataclasses.asdict(profile), default=list))))
+
+
 def _job_record(profile: Profile, kind: str, payload: Any) -> dict[str, Any]:
     """A job as plain JSON: its budget, kind and what it trains or evaluates (the saved job's identity)."""
     if kind == "run":
         what: Any = dataclasses.asdict(payload)
     else:
         what = dict(zip(("name", "network", "kappa", "phi", "seed", "ser_model"), payload))
-    return {"budget": json.loads(_budget(json.loads(json.dumps(dataclasses.asdict(profile), default=list)))),
-            "kind": kind, "job": json.loads(json.dumps(what, default=list))}
+    return {"budget": _budget_record(profile), "kind": kind, "job": json.loads(json.dumps(what, default=list))}
 
 
 def _job(profile: Profile, kind: str, payload: Any) -> Job:
@@ -238,29 +241,16 @@ def _job(profile: Profile, kind: str, payload: Any) -> Job:
 
 
 def save_job(job_dir: Path, record: Mapping[str, Any], value: Any) -> Path:
-    """Write one finished job (``record`` from its :class:`agents.jobs.Job` config) atomically as
-    ``job_dir/KEY.json``."""
-    job_dir.mkdir(parents=True, exist_ok=True)
-    path = job_dir / f"{job_key(record)}.json"
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps({**record, "value": value}, default=float), encoding="utf-8")
-    os.replace(partial, path)
-    return path
+    """Write one finished job (``record`` from its :class:`agents.jobs.Job` config) whole as ``job_dir/KEY.json``."""
+    return JobFiles(job_dir).save(record, value=value)
 
 
 def load_jobs(job_dir: Path, profile: Profile) -> dict[str, Any]:
     """The jobs :func:`run_all` saved in ``job_dir`` with the same budget as ``profile``, as ``known`` takes them
     (``{"runs", "baselines"}``); files of other budgets are ignored."""
-    budget = json.loads(_budget(json.loads(json.dumps(dataclasses.asdict(profile), default=list))))
     runs: dict[RunSpec, Any] = {}
     baselines: dict[tuple[Any, ...], float] = {}
-    for path in sorted(job_dir.glob("*.json")) if job_dir.is_dir() else []:
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue   # a torn file cannot exist (atomic writes); anything else there is not ours
-        if saved.get("budget") != budget:
-            continue
+    for saved in JobFiles(job_dir).matching("budget", _budget_record(profile)):
         what = saved["job"]
         if saved["kind"] == "run":
             runs[RunSpec(**{**what, "network": tuple(what["network"])})] = saved["value"]
@@ -273,16 +263,7 @@ def load_jobs(job_dir: Path, profile: Profile) -> dict[str, Any]:
 def clear_jobs(job_dir: Path, profile: Profile) -> int:
     """Delete the jobs of ``profile``'s budget from ``job_dir`` (after their results were written); returns how
     many."""
-    budget = json.loads(_budget(json.loads(json.dumps(dataclasses.asdict(profile), default=list))))
-    removed = 0
-    for path in sorted(job_dir.glob("*.json")) if job_dir.is_dir() else []:
-        try:
-            if json.loads(path.read_text(encoding="utf-8")).get("budget") == budget:
-                path.unlink()
-                removed += 1
-        except (OSError, json.JSONDecodeError):
-            continue
-    return removed
+    return JobFiles(job_dir).clear("budget", _budget_record(profile))
 
 
 def run_all(profile: Profile, progress: JobProgress | None = None,

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 
 from agents.baselines import RandomHetNetPolicy, WMMSEPolicy
-from agents.jobs import Job, JobProgress, job_key, run_jobs
+from agents.jobs import Job, JobFiles, JobProgress, job_key, run_jobs
 from agents.marl import (DQNDDDPG, MADDPG, MADDQNDMADDPG, MAPPO, QMIX, MADDQNDMADDPGConfig, evaluate, train)
 from agents.policy import Policy
 from testbed.repro.hetnet.plan import (ABLATIONS, EXPERIMENTS, FAIRNESS, LEARNED, SIZE_AGNOSTIC, Profile, eval_seeds,
@@ -119,27 +119,15 @@ def _job(profile: Profile, scheme: str, seed: int, experiments: tuple[str, ...],
 
 
 def save_job(job_dir: Path, record: Mapping[str, Any], result: Mapping[str, Any]) -> Path:
-    """Write one finished job (``record``: its :class:`agents.jobs.Job` config) atomically as ``job_dir/KEY.json``."""
-    job_dir.mkdir(parents=True, exist_ok=True)
-    path = job_dir / f"{job_key(record)}.json"
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps({**record, "result": result}, default=float), encoding="utf-8")
-    os.replace(partial, path)
-    return path
+    """Write one finished job (``record``: its :class:`agents.jobs.Job` config) whole as ``job_dir/KEY.json``."""
+    return JobFiles(job_dir).save(record, result=result)
 
 
 def load_jobs(job_dir: Path, profile: Profile) -> list[dict[str, Any]]:
     """The job results :func:`run_all` saved in ``job_dir`` with ``profile`` (worker count aside), per-axis keys
     turned back into numbers, as ``saved["jobs"]`` takes them; files of other profiles are ignored."""
-    mine = _profile_record(profile)
     jobs = []
-    for path in sorted(job_dir.glob("*.json")) if job_dir.is_dir() else []:
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        if saved.get("profile") != mine:
-            continue
+    for saved in JobFiles(job_dir).matching("profile", _profile_record(profile)):
         job = saved["result"]
         for key, axis in _PER_POLICY.items():
             if key in job:
@@ -150,16 +138,7 @@ def load_jobs(job_dir: Path, profile: Profile) -> list[dict[str, Any]]:
 
 def clear_jobs(job_dir: Path, profile: Profile) -> int:
     """Delete the jobs of ``profile`` from ``job_dir`` (after their results were written); returns how many."""
-    mine = _profile_record(profile)
-    removed = 0
-    for path in sorted(job_dir.glob("*.json")) if job_dir.is_dir() else []:
-        try:
-            if json.loads(path.read_text(encoding="utf-8")).get("profile") == mine:
-                path.unlink()
-                removed += 1
-        except (OSError, json.JSONDecodeError):
-            continue
-    return removed
+    return JobFiles(job_dir).clear("profile", _profile_record(profile))
 
 
 # =====================================================================================================
