@@ -14,28 +14,17 @@ Prints one JSON object:
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import statistics
 import time
 
 import torch
 
+from benchlib import emit_result
 from agents.continual import ContinualTrainer
 from agents.dqn import DQNAgent, DQNConfig
 from agents.replay import ReplayMemory
+from testbed.timing import median_call_ms
 from twin import AnalyticPhysical, DTNConfig, LinkAdaptationNetwork
-
-
-def _median_ms(function, repeats: int) -> float:
-    for _ in range(5):
-        function()
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - started)
-    return 1e3 * statistics.median(samples)
 
 
 def trainer_throughput(batch: int, episodes: int, slots: int) -> dict[str, float]:
@@ -74,16 +63,13 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,
                     "processor": platform.processor() or platform.machine()},
         "trainer": rows,
-        "td_update_ms": _median_ms(lambda: agent.learn(batch), 200),
-        "replay_sample_ms": _median_ms(lambda: memory.sample(64), 200),
-        "act_ms": {f"{b}x{n}": _median_ms(lambda b=b, n=n: agent.act(torch.randn(b * n, 6), 0.1, generator), 200)
+        "td_update_ms": median_call_ms(lambda: agent.learn(batch), 200, warmup=5),
+        "replay_sample_ms": median_call_ms(lambda: memory.sample(64), 200, warmup=5),
+        "act_ms": {f"{b}x{n}": median_call_ms(lambda b=b, n=n: agent.act(torch.randn(b * n, 6), 0.1, generator), 200,
+                                              warmup=5)
                    for b, n in ((1, 20), (32, 100))},
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as stream:
-            stream.write(text + "\n")
+    emit_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import statistics
 import time
 
+from benchlib import emit_result
 from agents.jobs import Job, run_jobs
 from testbed.repro import dtn as repro_dtn
 
@@ -105,11 +105,7 @@ def main() -> None:
         },
         "identical": _pure(local_results) == _pure(ray_results),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as stream:
-            stream.write(text + "\n")
+    emit_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,13 @@ The networks are untrained: latency and FLOPs do not depend on the weights.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 
 import torch
 
-from testbed.repro.hetnet import PAPER, decision_cost, median_call_ms
+from benchlib import emit_result
+from testbed.repro.hetnet import PAPER, decision_cost
+from testbed.timing import median_call_ms
 
 SCHEMES = ("maddqn-dmaddpg", "qmix", "maddpg", "mappo", "wmmse-ssa", "dqn-dddpg")
 
@@ -90,11 +91,7 @@ def main() -> None:
     if ours is not None:
         result["vs_paper_n200"] = PAPER["decision_time_ms_n200"] / ours["latency_ms"]
         result["compiled_vs_eager_n200"] = ours["eager_latency_ms"] / ours["latency_ms"]
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as stream:
-            stream.write(text + "\n")
+    emit_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Prints one JSON object:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import statistics
@@ -31,6 +30,7 @@ import time
 import numpy as np
 import torch
 
+from benchlib import emit_result
 from twin import DTNConfig, LinkAdaptationNetwork
 from twin.geometry import nearest_ap
 from twin.scheduling import proportional_fair_schedule
@@ -273,11 +273,7 @@ def main() -> None:
     }
     if not args.no_sionna:
         result["sionna_sys"] = bench_sionna([(1, 20), (64, 100), (16, 1000)], args.steps)
-    text = json.dumps(result)
-    if args.out:
-        with open(args.out, "w") as handle:
-            handle.write(text + "\n")
-    print(text)
+    emit_result(result, args.out, indent=None)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import statistics
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -21,6 +20,7 @@ from agents.dqn import DQNConfig, DQNPolicy, evaluate_policy
 from agents.jobs import Job, JobFiles, JobProgress, job_key, run_jobs
 from agents.sadrl import JointActionView
 from testbed.repro.dtn.plan import BLOCK_PHI, BLOCK_SHADOWING, SCHEMES, Profile, RunSpec, plan, twin_config
+from testbed.timing import median_call_ms
 from twin.config import CODE_RATES, MODULATION_ORDERS, DTNConfig
 from twin.geometry import nearest_ap
 from twin.network import AnalyticPhysical, LinkAdaptationNetwork, evaluate_slot
@@ -196,17 +196,8 @@ def decision_time_ms(num_links: int, repeats: int = 200) -> dict[str, float]:
     def forward() -> None:
         policy.act(observation)
 
-    timings = {}
-    for label, function in (("algorithm3", full), ("dqn_forward", forward)):
-        for _ in range(20):
-            function()
-        samples = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            function()
-            samples.append(time.perf_counter() - started)
-        timings[label] = 1e3 * statistics.median(samples)
-    return timings
+    return {label: median_call_ms(function, repeats, warmup=20)
+            for label, function in (("algorithm3", full), ("dqn_forward", forward))}
 
 
 def _run_job(job: tuple[str, Profile, Any]) -> tuple[Any, Any]:

@@ -39,12 +39,12 @@ from testbed.repro.hetnet.plan import (ABLATIONS, CLASSICAL, EXPERIMENTS, FAIRNE
                                        SIZE_AGNOSTIC, Profile, eval_seeds, plan, quick_overrides)
 from testbed.repro.hetnet.render import (NAMES, RESULTS_BEGIN, RESULTS_END, plot_figures, render_markdown,
                                          write_results)
-from testbed.repro.hetnet.run import (clear_jobs, decision_cost, load_jobs, load_saved, median_call_ms, run_all, run_job,
+from testbed.repro.hetnet.run import (clear_jobs, decision_cost, load_jobs, load_saved, run_all, run_job,
                                       save_job)
 from testbed.repro.hetnet.summarise import OVERALL_METRICS, paired_p_value, summarise, training_efficiency
 
 __all__ = ["ABLATIONS", "CLASSICAL", "EXPERIMENTS", "FAIRNESS", "FULL", "LEARNED", "NAMES", "OVERALL_METRICS", "PAPER",
            "QUICK", "RESULTS_BEGIN", "RESULTS_END", "SIZE_AGNOSTIC", "Profile", "clear_jobs", "decision_cost",
-           "eval_seeds", "load_jobs", "load_saved", "median_call_ms", "paired_p_value", "plan", "plot_figures",
+           "eval_seeds", "load_jobs", "load_saved", "paired_p_value", "plan", "plot_figures",
            "quick_overrides", "render_markdown", "run_all", "run_job", "save_job", "summarise", "training_efficiency",
            "write_results"]

@@ -9,7 +9,6 @@ import dataclasses
 import json
 import math
 import os
-import statistics
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -22,9 +21,10 @@ from agents.marl import (DQNDDDPG, MADDPG, MADDQNDMADDPG, MAPPO, QMIX, MADDQNDMA
 from agents.policy import Policy
 from testbed.repro.hetnet.plan import (ABLATIONS, EXPERIMENTS, FAIRNESS, LEARNED, SIZE_AGNOSTIC, Profile, eval_seeds,
                                        plan, quick_overrides)
+from testbed.timing import median_call_ms
 from twin import HetNetConfig, HetNetwork
 
-__all__ = ["clear_jobs", "decision_cost", "load_jobs", "load_saved", "median_call_ms", "run_all", "run_job", "save_job"]
+__all__ = ["clear_jobs", "decision_cost", "load_jobs", "load_saved", "run_all", "run_job", "save_job"]
 
 
 def _learner(scheme: str, config: HetNetConfig, seed: int, profile: Profile) -> Any:
@@ -157,18 +157,6 @@ def _policy_for(scheme: str, config: HetNetConfig) -> Policy:
     if scheme not in policies:
         raise ValueError(f"unknown scheme {scheme!r}; allowed: {', '.join(policies)}")
     return policies[scheme]()
-
-
-def median_call_ms(call: Callable[[], Any], repeats: int, warmup: int = 10) -> float:
-    """Median wall-clock time of ``call()`` over ``repeats`` timed calls after ``warmup`` untimed ones (ms)."""
-    for _ in range(warmup):
-        call()
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - started)
-    return 1e3 * statistics.median(samples)
 
 
 def decision_cost(scheme: str, num_ues: int, num_small_cells: int = 4, num_subchannels: int = 20,
