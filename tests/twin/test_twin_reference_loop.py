@@ -5,6 +5,7 @@ its averaging, eq. 14 and the goodput of eqs. 15-17 end to end.
 """
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,14 @@ _BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_twin.py"
 
 
 def _reference_loop_class():
-    spec = importlib.util.spec_from_file_location("bench_twin_reference", _BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # The benchmark imports its sibling benchlib as a script would (its directory first on the path).
+    sys.path.insert(0, str(_BENCH.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_twin_reference", _BENCH)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(_BENCH.parent))
     return module.ReferenceLoop
 
 
